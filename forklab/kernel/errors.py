@@ -1,0 +1,37 @@
+"""How the model fails: the kernel's ``-errno`` returns, as an exception."""
+
+from __future__ import annotations
+
+from forklab.uapi import errno as E
+
+
+class KernelError(Exception):
+    """A kernel function refused: ``errno`` is what the syscall returns (negated).
+
+    ``reason`` names the function and the check, for instance
+    ``"copy_process: CLONE_SIGHAND requires CLONE_VM"``, so a user can find the line in the
+    kernel source.
+    """
+
+    __slots__ = ("errno", "reason", "unwound_from")
+
+    def __init__(self, errno: int, reason: str) -> None:
+        super().__init__(errno, reason)
+        self.errno = errno
+        self.reason = reason
+        # copy_process records the bad_fork_* label its unwinding started from.
+        self.unwound_from: str | None = None
+
+    def __str__(self) -> str:
+        return f"{E.name(self.errno)}: {self.reason}"
+
+
+class NotModelled(KernelError):
+    """A behaviour the model does not implement: ENOSYS, never a silent success."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(E.ENOSYS, f"not modelled: {what}")
+
+
+class KernelBug(AssertionError):
+    """An invariant of the model is broken (what the kernel would BUG_ON or WARN about)."""

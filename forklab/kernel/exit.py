@@ -1,0 +1,539 @@
+"""kernel/exit.c: a task's death, the parent's notification, reaping, and wait.
+
+``do_exit`` releases what the task holds in the kernel's order, then ``exit_notify``
+hands its children to a new reaper and either leaves it a zombie for its parent or
+reaps it at once. ``kernel_wait4`` finds a child that matches and reaps it, or sleeps
+until one changes state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from forklab.kernel.cgroup.cgroup import cgroup_release
+from forklab.kernel.cred import uncharge_nproc
+from forklab.kernel.errors import KernelError
+from forklab.kernel.fs.file import exit_files
+from forklab.kernel.fs.fs_struct import exit_fs
+from forklab.kernel.ipc import exit_sem
+from forklab.kernel.mm.mm import mm_release, mmput
+from forklab.kernel.nsproxy import exit_nsproxy_namespaces
+from forklab.kernel.pid import (
+    PIDTYPE_MAX,
+    PIDTYPE_PGID,
+    PIDTYPE_PID,
+    PIDTYPE_SID,
+    PIDTYPE_TGID,
+    Pid,
+    detach_pid,
+    find_pid_ns,
+    free_pid,
+    get_pid,
+    pid_has_task,
+    pid_nr,
+    pid_nr_ns,
+    pid_task,
+    put_pid,
+)
+from forklab.kernel.pid_namespace import PIDNS_ADDING, task_active_pid_ns
+from forklab.kernel.sched.core import deactivate_task
+from forklab.kernel.signal import (
+    SIGNAL_GROUP_EXIT,
+    SIGNAL_STOP_CONTINUED,
+    SIGNAL_STOP_STOPPED,
+    cleanup_sighand,
+    do_notify_parent,
+    send_sig,
+    zap_other_threads,
+)
+from forklab.kernel.task import (
+    EXIT_DEAD,
+    EXIT_TRACE,
+    EXIT_ZOMBIE,
+    PF_EXITING,
+    TASK_DEAD,
+    TASK_INTERRUPTIBLE,
+    Task,
+)
+from forklab.kernel.trace import trace_sched_process_exit, trace_sched_process_wait
+from forklab.kernel.wait import WouldBlock
+from forklab.uapi import errno as E
+from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGKILL
+from forklab.uapi.wait import (
+    WCONTINUED,
+    WEXITED,
+    WNOHANG,
+    WNOWAIT,
+    WUNTRACED,
+    __WALL,
+    __WCLONE,
+    __WNOTHREAD,
+)
+
+if TYPE_CHECKING:
+    from forklab.kernel.machine import Machine
+
+INT_MIN = -(1 << 31)
+
+
+class KernelPanic(Exception):
+    """The model's kernel panicked (global init died): nothing runs after this."""
+
+
+# ---- do_exit ---------------------------------------------------------------------------------
+
+
+def do_exit(k: Machine, tsk: Task, code: int) -> None:
+    """The task dies with ``code`` (the wait status it leaves, e.g. 0x300 for exit(3))."""
+    synchronize_group_exit(tsk, code)
+    tsk.flags |= PF_EXITING
+    signal = tsk.signal
+    signal.live -= 1
+    group_dead = signal.live == 0
+    if group_dead and tsk.tgid == 1 and task_active_pid_ns(tsk) is k.init_pid_ns:
+        k.panicked = f"Attempted to kill init! exitcode={signal.group_exit_code or code:#010x}"
+        raise KernelPanic("Kernel panic - not syncing: " + k.panicked)
+    tsk.exit_code = code
+    trace_sched_process_exit(k, tsk, group_dead)
+    exit_mm(k, tsk)
+    exit_sem(k, tsk)
+    exit_files(k, tsk)
+    exit_fs(k, tsk)
+    exit_nsproxy_namespaces(k, tsk)
+    exit_notify(k, tsk, group_dead)
+
+
+def synchronize_group_exit(tsk: Task, code: int) -> None:
+    """The last thread to leave (of its own accord) sets the group's exit code."""
+    signal = tsk.signal
+    signal.quick_threads -= 1
+    if signal.quick_threads == 0 and not signal.flags & SIGNAL_GROUP_EXIT:
+        signal.flags = SIGNAL_GROUP_EXIT
+        signal.group_exit_code = code
+        signal.group_stop_count = 0
+
+
+def do_group_exit(k: Machine, tsk: Task, exit_code: int) -> None:
+    """exit_group(2) and fatal signals: the first to get here sets the code and kills the rest."""
+    signal = tsk.signal
+    if signal.flags & SIGNAL_GROUP_EXIT:
+        exit_code = signal.group_exit_code
+    elif signal.group_exec_task is not None:
+        exit_code = 0
+    else:
+        signal.group_exit_code = exit_code
+        signal.flags = SIGNAL_GROUP_EXIT
+        zap_other_threads(k, tsk)
+    do_exit(k, tsk, exit_code)
+
+
+def exit_mm(k: Machine, tsk: Task) -> None:
+    mm = tsk.mm
+    if mm is None:
+        if tsk.vfork_done is not None:
+            from forklab.kernel.mm.mm import complete_vfork_done
+
+            complete_vfork_done(k, tsk)
+        return
+    mm_release(k, tsk, mm)
+    tsk.mm = None
+    if mm.owner is tsk:
+        mm.owner = None
+    mmput(k, mm)
+
+
+# ---- exit_notify -----------------------------------------------------------------------------
+
+
+def exit_notify(k: Machine, tsk: Task, group_dead: bool) -> None:
+    """Reparent the children, become a zombie, tell the parent (or reap at once)."""
+    dead: list[Task] = []
+    reaper = find_child_reaper(k, tsk, dead)
+    if reaper is None:
+        # A pid namespace's init: everything else in the namespace must die first.
+        zap_pid_ns_processes(k, tsk, lambda: finish_exit_notify(k, tsk, group_dead, tsk, dead))
+        return
+    finish_exit_notify(k, tsk, group_dead, reaper, dead)
+
+
+def finish_exit_notify(k: Machine, tsk: Task, group_dead: bool, reaper: Task, dead: list[Task]) -> None:
+    forget_original_parent(k, tsk, reaper, dead)
+    tsk.exit_state = EXIT_ZOMBIE
+    if tsk.exit_signal >= 0:  # thread_group_leader
+        autoreap = thread_group_empty(tsk) and do_notify_parent(k, tsk, tsk.exit_signal)
+    else:
+        autoreap = True
+    if autoreap:
+        tsk.exit_state = EXIT_DEAD
+        dead.append(tsk)
+    signal = tsk.signal
+    if signal.notify_count < 0 and signal.group_exec_task is not None:
+        from forklab.kernel.sched.core import wake_up_process
+
+        wake_up_process(k, signal.group_exec_task)
+    for p in dead:
+        release_task(k, p)
+    do_task_dead(k, tsk)
+
+
+def do_task_dead(k: Machine, tsk: Task) -> None:
+    """The task's last schedule(): off the runqueue for good; the scheduler drops its reference."""
+    from forklab.kernel.fork import put_task_struct_rcu_user
+
+    tsk.state = TASK_DEAD
+    deactivate_task(k, tsk)
+    tsk.pending_call = None
+    put_task_struct_rcu_user(k, tsk)
+
+
+def find_alive_thread(p: Task) -> Task | None:
+    for t in p.signal.thread_head:
+        if not t.flags & PF_EXITING:
+            return t
+    return None
+
+
+def find_child_reaper(k: Machine, father: Task, dead: list[Task]) -> Task | None:
+    """The namespace's reaper; if ``father`` is it, another live thread takes over, else None."""
+    pid_ns = task_active_pid_ns(father)
+    reaper = pid_ns.child_reaper
+    if reaper is not father:
+        assert reaper is not None
+        return reaper
+    reaper = find_alive_thread(father)
+    if reaper is not None:
+        pid_ns.child_reaper = reaper
+        return reaper
+    return None
+
+
+def find_new_reaper(k: Machine, father: Task, child_reaper: Task) -> Task:
+    """A live thread of the same group, else the nearest subreaper ancestor in the same pid
+    namespace, else the namespace's init."""
+    thread = find_alive_thread(father)
+    if thread is not None:
+        return thread
+    if father.signal.has_child_subreaper:
+        assert father.thread_pid is not None
+        level = father.thread_pid.level
+        reaper = father.real_parent
+        while reaper is not None and reaper.thread_pid is not None and reaper.thread_pid.level == level:
+            if reaper is k.init_task:
+                break
+            if reaper.signal.is_child_subreaper:
+                thread = find_alive_thread(reaper)
+                if thread is not None:
+                    return thread
+            reaper = reaper.real_parent
+    return child_reaper
+
+
+def forget_original_parent(k: Machine, father: Task, child_reaper: Task, dead: list[Task]) -> None:
+    if not father.children:
+        return
+    reaper = find_new_reaper(k, father, child_reaper)
+    for p in list(father.children):
+        for t in p.signal.thread_head:
+            t.real_parent = reaper
+            if not t.ptrace:
+                t.parent = reaper
+            if t.pdeath_signal:
+                send_sig(k, t.pdeath_signal, t, group=True)
+        if reaper.signal is not father.signal:
+            reparent_leader(k, father, p, dead)
+        reaper.children[p] = None
+    father.children.clear()
+
+
+def reparent_leader(k: Machine, father: Task, p: Task, dead: list[Task]) -> None:
+    """A child that changes process becomes an ordinary SIGCHLD child; a zombie is re-announced."""
+    if p.exit_state == EXIT_DEAD:
+        return
+    p.exit_signal = SIGCHLD
+    if not p.ptrace and p.exit_state == EXIT_ZOMBIE and thread_group_empty(p):
+        if do_notify_parent(k, p, p.exit_signal):
+            p.exit_state = EXIT_DEAD
+            dead.append(p)
+
+
+def thread_group_empty(p: Task) -> bool:
+    """Only the leader is left in the thread list."""
+    head = p.signal.thread_head
+    return p.exit_signal >= 0 and len(head) == 1 and head[0] is p
+
+
+def zap_pid_ns_processes(k: Machine, me: Task, then: Callable[[], None]) -> None:
+    """A pid namespace's init is exiting: no more forks into it, the rest killed and reaped.
+
+    The init sleeps until every other task of the namespace is gone; ``then`` finishes its exit.
+    """
+    pid_ns = task_active_pid_ns(me)
+    init_pids = 1 if me.exit_signal >= 0 else 2
+    pid_ns.pid_allocated &= ~PIDNS_ADDING
+    sighand = me.sighand
+    assert sighand is not None
+    actions = list(sighand.action)
+    actions[SIGCHLD - 1] = (SIG_IGN, 0, 0)
+    sighand.action = tuple(actions)
+    for nr in sorted(pid_ns.idr):
+        task = pid_task(pid_ns.idr[nr], PIDTYPE_PID) if nr >= 2 else None
+        if task is not None and not task.pending.signal & (1 << (SIGKILL - 1)):
+            send_sig(k, SIGKILL, task)
+
+    def reap_then_wait() -> None:
+        while True:
+            try:
+                pid, _ = kernel_wait4(k, me, -1, __WALL | WNOHANG, trace=False)
+            except KernelError:
+                break  # ECHILD: no children left
+            if pid == 0:
+                raise WouldBlock(me.signal.wait_chldexit, reap_then_wait, TASK_INTERRUPTIBLE)
+        if pid_ns.pid_allocated != init_pids:
+            # free_pid wakes the reaper when only its own pids are left.
+            raise WouldBlock(None, reap_then_wait, TASK_INTERRUPTIBLE)
+        then()
+
+    reap_then_wait()
+
+
+# ---- release_task ----------------------------------------------------------------------------
+
+
+def release_task(k: Machine, p: Task) -> None:
+    """The task is gone for good: pids freed, counts dropped, the leader maybe released too."""
+    from forklab.kernel.fork import put_task_struct_rcu_user
+
+    while True:
+        uncharge_nproc(k, p)
+        cgroup_release(k, p)
+        freed: list[Pid] = []
+        exit_signal_locked(k, p, freed)
+        zap_leader = False
+        leader = p.group_leader
+        if leader is not p and thread_group_empty(leader) and leader.exit_state == EXIT_ZOMBIE:
+            zap_leader = do_notify_parent(k, leader, leader.exit_signal)
+            if zap_leader:
+                leader.exit_state = EXIT_DEAD
+        for pid in freed:
+            free_pid(k, pid)
+        p.pending.queue.clear()
+        p.pending.signal = 0
+        put_task_struct_rcu_user(k, p)
+        if not zap_leader:
+            return
+        p = leader
+
+
+def exit_signal_locked(k: Machine, tsk: Task, freed: list[Pid]) -> None:
+    """__exit_signal(): leave the thread group and every pid list; the sighand reference goes."""
+    signal = tsk.signal
+    group_dead = tsk.exit_signal >= 0
+    if not group_dead:
+        if signal.notify_count > 0:
+            signal.notify_count -= 1
+            if signal.notify_count == 0 and signal.group_exec_task is not None:
+                from forklab.kernel.sched.core import wake_up_process
+
+                wake_up_process(k, signal.group_exec_task)
+        if signal.curr_target is tsk:
+            signal.curr_target = None
+    signal.nr_threads -= 1
+    k.nr_threads -= 1
+    detach_pid(tsk, PIDTYPE_PID, freed)
+    if group_dead:
+        detach_pid(tsk, PIDTYPE_TGID, freed)
+        detach_pid(tsk, PIDTYPE_PGID, freed)
+        detach_pid(tsk, PIDTYPE_SID, freed)
+        del k.tasks[tsk]
+        parent = tsk.real_parent
+        if parent is not None:
+            parent.children.pop(tsk, None)
+        k.process_counts[tsk.cpu] -= 1
+        signal.shared_pending.queue.clear()
+        signal.shared_pending.signal = 0
+    signal.thread_head.remove(tsk)
+    sighand = tsk.sighand
+    tsk.sighand = None
+    if sighand is not None:
+        cleanup_sighand(k, sighand)
+
+
+# ---- wait ------------------------------------------------------------------------------------
+
+
+class WaitOpts:
+    """struct wait_opts."""
+
+    __slots__ = ("notask_error", "wo_flags", "wo_pid", "wo_stat", "wo_type")
+
+    def __init__(self, wo_type: int, wo_pid: Pid | None, flags: int) -> None:
+        self.wo_type = wo_type
+        self.wo_pid = wo_pid
+        self.wo_flags = flags
+        self.wo_stat = 0
+        self.notask_error = -E.ECHILD
+
+
+def kernel_wait4(k: Machine, current: Task, upid: int, options: int, trace: bool = True) -> tuple[int, int]:
+    """wait4(): (pid, status) of a child that changed state; (0, 0) with WNOHANG if none has yet."""
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL):
+        raise KernelError(E.EINVAL, f"wait4: unknown options {options:#x}")
+    if upid == INT_MIN:
+        raise KernelError(E.ESRCH, "wait4: pid INT_MIN names no process group")
+    ns = task_active_pid_ns(current)
+    pid: Pid | None = None
+    if upid == -1:
+        kind = PIDTYPE_MAX
+    elif upid < 0:
+        kind = PIDTYPE_PGID
+        pid = find_pid_ns(-upid, ns)
+    elif upid == 0:
+        kind = PIDTYPE_PGID
+        pid = current.signal.pids[PIDTYPE_PGID]
+    else:
+        kind = PIDTYPE_PID
+        pid = find_pid_ns(upid, ns)
+    # The wait holds a reference on the pid until it is over, however long it sleeps.
+    if pid is not None:
+        get_pid(pid)
+    return do_wait(k, current, WaitOpts(kind, pid, options | WEXITED), trace)
+
+
+def do_wait(k: Machine, current: Task, wo: WaitOpts, trace: bool = True) -> tuple[int, int]:
+    from forklab.kernel.signal import task_sigpending
+
+    if trace:
+        trace_sched_process_wait(k, current, pid_nr(wo.wo_pid))
+
+    def attempt() -> tuple[int, int]:
+        ret = __do_wait(k, current, wo)
+        if ret == -E.ERESTARTSYS and not task_sigpending(current):
+            raise WouldBlock(current.signal.wait_chldexit, attempt, TASK_INTERRUPTIBLE)
+        put_pid(k, wo.wo_pid)
+        if ret == -E.ERESTARTSYS:
+            raise KernelError(E.ERESTARTSYS, "do_wait: a signal arrived while waiting")
+        if ret == -E.ECHILD:
+            raise KernelError(E.ECHILD, "wait4: no child matches the pid and options (ECHILD)")
+        if ret < 0:
+            raise KernelError(-ret, "wait4 failed")
+        return ret, wo.wo_stat
+
+    return attempt()
+
+
+def __do_wait(k: Machine, current: Task, wo: WaitOpts) -> int:
+    wo.notask_error = -E.ECHILD
+    if wo.wo_type < PIDTYPE_MAX and (wo.wo_pid is None or not pid_has_task(wo.wo_pid, wo.wo_type)):
+        return notask(wo)
+    if wo.wo_type == PIDTYPE_PID:
+        ret = do_wait_pid(k, current, wo)
+        if ret:
+            return ret
+    else:
+        threads = [current] if wo.wo_flags & __WNOTHREAD else list(current.signal.thread_head)
+        # while_each_thread starts from current.
+        if current in threads:
+            threads.remove(current)
+        threads.insert(0, current)
+        for tsk in threads:
+            for p in list(tsk.children):
+                ret = wait_consider_task(k, current, wo, False, p)
+                if ret:
+                    return ret
+    return notask(wo)
+
+
+def notask(wo: WaitOpts) -> int:
+    ret = wo.notask_error
+    if not ret and not wo.wo_flags & WNOHANG:
+        return -E.ERESTARTSYS
+    return ret
+
+
+def do_wait_pid(k: Machine, current: Task, wo: WaitOpts) -> int:
+    target = pid_task(wo.wo_pid, PIDTYPE_TGID)
+    if target is not None and is_effectively_child(current, wo, False, target):
+        ret = wait_consider_task(k, current, wo, False, target)
+        if ret:
+            return ret
+    return 0
+
+
+def is_effectively_child(current: Task, wo: WaitOpts, ptrace: bool, target: Task) -> bool:
+    parent = target.parent if ptrace else target.real_parent
+    if parent is current:
+        return True
+    return not wo.wo_flags & __WNOTHREAD and parent is not None and parent.signal is current.signal
+
+
+def task_pid_type(p: Task, kind: int) -> Pid | None:
+    return p.thread_pid if kind == PIDTYPE_PID else p.signal.pids[kind]
+
+
+def eligible_child(wo: WaitOpts, ptrace: bool, p: Task) -> bool:
+    if wo.wo_type != PIDTYPE_MAX and task_pid_type(p, wo.wo_type) is not wo.wo_pid:
+        return False
+    if ptrace or wo.wo_flags & __WALL:
+        return True
+    # A "clone child" reports with a signal other than SIGCHLD; only __WCLONE waits for those.
+    return (p.exit_signal != SIGCHLD) == bool(wo.wo_flags & __WCLONE)
+
+
+def wait_consider_task(k: Machine, current: Task, wo: WaitOpts, ptrace: bool, p: Task) -> int:
+    exit_state = p.exit_state
+    if exit_state == EXIT_DEAD:
+        return 0
+    if not eligible_child(wo, ptrace, p):
+        return 0
+    if exit_state == EXIT_TRACE:
+        if not ptrace:
+            wo.notask_error = 0
+        return 0
+    if exit_state == EXIT_ZOMBIE:
+        if not delay_group_leader(p):
+            return wait_task_zombie(k, current, wo, p)
+        wo.notask_error = 0
+    else:
+        wo.notask_error = 0
+    return wait_task_stopped(k, current, wo, p) or wait_task_continued(k, current, wo, p)
+
+
+def delay_group_leader(p: Task) -> bool:
+    return p.exit_signal >= 0 and not thread_group_empty(p)
+
+
+def wait_task_zombie(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
+    pid = pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+    if not wo.wo_flags & WEXITED:
+        return 0
+    signal = p.signal
+    status = signal.group_exit_code if signal.flags & SIGNAL_GROUP_EXIT else p.exit_code
+    wo.wo_stat = status
+    if wo.wo_flags & WNOWAIT:
+        return pid
+    p.exit_state = EXIT_DEAD
+    release_task(k, p)
+    return pid
+
+
+def wait_task_stopped(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
+    """A stopped child, reported once (WUNTRACED): status (signal << 8) | 0x7f."""
+    signal = p.signal
+    if not wo.wo_flags & WUNTRACED or not signal.flags & SIGNAL_STOP_STOPPED or not signal.group_exit_code:
+        return 0
+    wo.wo_stat = (signal.group_exit_code << 8) | 0x7F
+    if not wo.wo_flags & WNOWAIT:
+        signal.group_exit_code = 0
+    return pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+
+
+def wait_task_continued(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
+    """A continued child, reported once (WCONTINUED): status 0xffff."""
+    signal = p.signal
+    if not wo.wo_flags & WCONTINUED or not signal.flags & SIGNAL_STOP_CONTINUED:
+        return 0
+    if not wo.wo_flags & WNOWAIT:
+        signal.flags &= ~SIGNAL_STOP_CONTINUED
+    wo.wo_stat = 0xFFFF
+    return pid_nr_ns(p.thread_pid, task_active_pid_ns(current))

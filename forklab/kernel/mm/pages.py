@@ -1,0 +1,90 @@
+"""Page contents of private anonymous memory, copy-on-write by layers.
+
+An address space's private anonymous pages live in a stack of layers. Writes go to the top
+layer; reads fall through to the first layer that has the page. Forking freezes the
+parent's top layer and puts a fresh empty layer on it for each side, so a fork costs the
+same whatever is mapped or written, and a write afterwards copies only the page it touches
+(the kernel's copy-on-write fault). A ``cleared`` range in a layer hides everything below
+it: fresh mmaps, MADV_DONTNEED and MADV_WIPEONFORK in a child read as zeros.
+"""
+
+from __future__ import annotations
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+ZERO_PAGE = bytes(PAGE_SIZE)
+
+
+class Layer:
+    """One layer: its own pages (page number -> content) and zero-filled ranges."""
+
+    __slots__ = ("below", "cleared", "pages")
+
+    def __init__(self, below: Layer | None = None) -> None:
+        self.pages: dict[int, bytearray] = {}
+        self.cleared: list[tuple[int, int]] = []  # [start, end) page numbers
+        self.below = below
+
+    def empty(self) -> bool:
+        return not self.pages and not self.cleared
+
+
+def hides(layer: Layer, page: int) -> bool:
+    for start, end in layer.cleared:
+        if start <= page < end:
+            return True
+    return False
+
+
+def find_page(top: Layer, page: int) -> bytes | bytearray | None:
+    """The content of ``page`` as this layer stack shows it; None if it was never written."""
+    layer: Layer | None = top
+    while layer is not None:
+        data = layer.pages.get(page)
+        if data is not None:
+            return data
+        if hides(layer, page):
+            return None
+        layer = layer.below
+    return None
+
+
+def read_page(top: Layer, page: int) -> bytes | bytearray:
+    data = find_page(top, page)
+    return ZERO_PAGE if data is None else data
+
+
+def writable_page(top: Layer, page: int) -> tuple[bytearray, bool]:
+    """The top layer's own copy of ``page`` (copying it up if needed); True if it is new memory."""
+    data = top.pages.get(page)
+    if data is not None:
+        return data, False
+    below = None if hides(top, page) else (find_page(top.below, page) if top.below else None)
+    data = bytearray(below) if below is not None else bytearray(PAGE_SIZE)
+    top.pages[page] = data
+    return data, below is None
+
+
+def clear_range(top: Layer, start: int, end: int) -> int:
+    """Zero pages [start, end): drop this layer's copies and hide the layers below. Returns pages dropped."""
+    dropped = [p for p in top.pages if start <= p < end]
+    for page in dropped:
+        del top.pages[page]
+    if top.below is not None:
+        top.cleared.append((start, end))
+    return len(dropped)
+
+
+def fork_layers(top: Layer) -> tuple[Layer, Layer]:
+    """New top layers for parent and child over what both see now."""
+    base = top.below if top.empty() else top
+    return (top if top.empty() else Layer(base)), Layer(base)
+
+
+def depth(top: Layer) -> int:
+    count = 0
+    layer: Layer | None = top
+    while layer is not None:
+        count += 1
+        layer = layer.below
+    return count

@@ -1,0 +1,186 @@
+"""kernel/sched/core.c: runqueues, the fork hooks of the scheduler, wakeups.
+
+The model does not time-slice: a task runs when a system call is made on its behalf. What it
+keeps is what fork and wakeup decide: the new task's state (TASK_NEW, then TASK_RUNNING), its
+priority and policy, the CPU chosen for it, and where the fair class places it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from forklab.kernel.errors import KernelError
+from forklab.kernel.sched.fair import (
+    SCHED_PRIO_TO_WEIGHT,
+    account_dequeue,
+    account_enqueue,
+    place_entity,
+    sched_base_slice,
+    update_curr,
+)
+from forklab.kernel.task import TASK_NEW, TASK_RUNNING
+from forklab.uapi import errno as E
+from forklab.uapi.sched import SCHED_DEADLINE, SCHED_FIFO, SCHED_NORMAL, SCHED_RR
+
+if TYPE_CHECKING:
+    from forklab.kernel.machine import Machine
+    from forklab.kernel.task import Task
+
+MAX_RT_PRIO = 100
+MAX_DL_PRIO = 0
+DEFAULT_PRIO = 120
+
+
+def nice_to_prio(nice: int) -> int:
+    return DEFAULT_PRIO + nice
+
+
+def prio_to_nice(prio: int) -> int:
+    return prio - DEFAULT_PRIO
+
+
+def rt_prio(prio: int) -> bool:
+    return prio < MAX_RT_PRIO
+
+
+def dl_prio(prio: int) -> bool:
+    return prio < MAX_DL_PRIO
+
+
+class SchedEntity:
+    """struct sched_entity: the fair class's view of a task."""
+
+    __slots__ = ("deadline", "on_rq", "slice", "sum_exec_runtime", "vlag", "vruntime", "weight")
+
+    def __init__(self, weight: int = 1024, slice_ns: int = 0) -> None:
+        self.on_rq = 0
+        self.vruntime = 0
+        self.deadline = 0
+        self.vlag = 0
+        self.sum_exec_runtime = 0
+        self.slice = slice_ns
+        self.weight = weight
+
+
+class CfsRq:
+    """struct cfs_rq: enough to find the average vruntime in O(1)."""
+
+    __slots__ = ("min_vruntime", "nr_queued", "sum_w_vruntime", "sum_weight")
+
+    def __init__(self) -> None:
+        self.nr_queued = 0
+        self.sum_weight = 0
+        self.sum_w_vruntime = 0
+        self.min_vruntime = 0
+
+
+class Rq:
+    """struct rq: one CPU's runqueue."""
+
+    __slots__ = ("cfs", "cpu", "idle", "nr_running")
+
+    def __init__(self, cpu: int) -> None:
+        self.cpu = cpu
+        self.nr_running = 0
+        self.cfs = CfsRq()
+        self.idle: Task | None = None
+
+
+def normal_prio(p: Task) -> int:
+    if p.policy == SCHED_DEADLINE:
+        return MAX_DL_PRIO - 1
+    if p.policy in (SCHED_FIFO, SCHED_RR):
+        return MAX_RT_PRIO - 1 - p.rt_priority
+    return p.static_prio
+
+
+def set_load_weight(p: Task) -> None:
+    p.se.weight = SCHED_PRIO_TO_WEIGHT[max(0, min(39, p.static_prio - 100))]
+
+
+def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
+    """The child starts TASK_NEW (no wakeup can queue it yet) with the parent's normal priority."""
+    p.se = SchedEntity(current.se.weight, sched_base_slice(k.nr_cpu_ids))
+    p.on_rq = 0
+    p.state = TASK_NEW
+    # Priority inheritance boosts are not inherited: take normal_prio, not prio.
+    p.prio = current.normal_prio
+    if p.sched_reset_on_fork:
+        if p.policy in (SCHED_DEADLINE, SCHED_FIFO, SCHED_RR):
+            p.policy = SCHED_NORMAL
+            p.static_prio = nice_to_prio(0)
+            p.rt_priority = 0
+        elif prio_to_nice(p.static_prio) < 0:
+            p.static_prio = nice_to_prio(0)
+        p.prio = p.normal_prio = p.static_prio
+        set_load_weight(p)
+        p.sched_reset_on_fork = False
+    if dl_prio(p.prio):
+        raise KernelError(E.EAGAIN, "sched_fork: a SCHED_DEADLINE task cannot fork without SCHED_RESET_ON_FORK")
+
+
+def sched_cgroup_fork(k: Machine, current: Task, p: Task) -> None:
+    """The child is set on the parent's CPU until wake_up_new_task balances it."""
+    p.cpu = current.cpu
+
+
+def select_task_rq_fork(k: Machine, p: Task) -> int:
+    """Fork balancing: the CPU with the fewest runnable tasks; ties keep the parent's CPU."""
+    best = p.cpu
+    best_load = k.rq[best].nr_running
+    for rq in k.rq:
+        if rq.nr_running < best_load:
+            best, best_load = rq.cpu, rq.nr_running
+    return best
+
+
+def activate_task(k: Machine, p: Task, initial: bool = False) -> None:
+    rq = k.rq[p.cpu]
+    if initial:
+        place_entity(rq.cfs, p.se, initial=True)
+    p.on_rq = 1
+    p.se.on_rq = 1
+    rq.nr_running += 1
+    account_enqueue(rq.cfs, p.se)
+
+
+def deactivate_task(k: Machine, p: Task) -> None:
+    if not p.on_rq:
+        return
+    rq = k.rq[p.cpu]
+    p.on_rq = 0
+    p.se.on_rq = 0
+    rq.nr_running -= 1
+    account_dequeue(rq.cfs, p.se)
+
+
+def wake_up_new_task(k: Machine, p: Task) -> None:
+    """TASK_RUNNING, a CPU by fork balancing, enqueued with initial placement."""
+    from forklab.kernel.trace import trace_sched_wakeup_new
+
+    p.state = TASK_RUNNING
+    p.cpu = select_task_rq_fork(k, p)
+    activate_task(k, p, initial=True)
+    trace_sched_wakeup_new(k, p)
+
+
+def try_to_wake_up(k: Machine, p: Task, state_mask: int) -> bool:
+    """Wake ``p`` if it sleeps in a state ``state_mask`` covers; it runs after the current call."""
+    if not p.state & state_mask:
+        return False
+    p.state = TASK_RUNNING
+    if not p.on_rq:
+        activate_task(k, p)
+    k.woken.append(p)
+    return True
+
+
+def wake_up_process(k: Machine, p: Task) -> bool:
+    from forklab.kernel.task import TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE
+
+    return try_to_wake_up(k, p, TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)
+
+
+def charge(k: Machine, p: Task, delta: int) -> None:
+    """The task ran ``delta`` ns of virtual time."""
+    update_curr(k.rq[p.cpu].cfs, p.se, delta)

@@ -1,0 +1,587 @@
+"""kernel/signal.c: signal handlers, pending sets, sending, delivery, and telling a parent.
+
+A handler installed by a user task is a number standing for a function in the task's
+memory; delivering to it "runs" it, which changes nothing in the kernel's state but for the
+mask it restores and SA_RESETHAND, exactly as a real handler that just returns would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from forklab.kernel.errors import KernelError
+from forklab.kernel.task import TASK_INTERRUPTIBLE, TASK_WAKEKILL, __TASK_STOPPED, __TASK_TRACED
+from forklab.kernel.wait import WaitQueue
+from forklab.uapi import errno as E
+from forklab.uapi import signal as S
+from forklab.uapi.sched import CLONE_CLEAR_SIGHAND, CLONE_SIGHAND, CLONE_THREAD
+from forklab.uapi.wait import CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED
+
+if TYPE_CHECKING:
+    from forklab.kernel.machine import Machine
+    from forklab.kernel.pid import Pid
+    from forklab.kernel.task import Task
+
+SIGNAL_STOP_STOPPED = 0x00000001
+SIGNAL_STOP_CONTINUED = 0x00000002
+SIGNAL_GROUP_EXIT = 0x00000004
+SIGNAL_CLD_STOPPED = 0x00000010
+SIGNAL_CLD_CONTINUED = 0x00000020
+SIGNAL_UNKILLABLE = 0x00000040
+SIGNAL_CLD_MASK = SIGNAL_CLD_STOPPED | SIGNAL_CLD_CONTINUED
+
+SI_USER = 0
+SI_KERNEL = 0x80
+SI_TKILL = -6
+
+ALL_SIGNALS = (1 << S._NSIG) - 1
+
+
+def _mask(*sigs: int) -> int:
+    bits = 0
+    for sig in sigs:
+        bits |= S.sigmask(sig)
+    return bits
+
+
+SIG_KERNEL_ONLY_MASK = _mask(S.SIGKILL, S.SIGSTOP)
+SIG_KERNEL_STOP_MASK = _mask(S.SIGSTOP, S.SIGTSTP, S.SIGTTIN, S.SIGTTOU)
+SIG_KERNEL_COREDUMP_MASK = _mask(
+    S.SIGQUIT, S.SIGILL, S.SIGTRAP, S.SIGABRT, S.SIGFPE, S.SIGSEGV, S.SIGBUS, S.SIGSYS, S.SIGXCPU, S.SIGXFSZ
+)
+SIG_KERNEL_IGNORE_MASK = _mask(S.SIGCONT, S.SIGCHLD, S.SIGWINCH, S.SIGURG)
+SYNCHRONOUS_MASK = _mask(S.SIGSEGV, S.SIGBUS, S.SIGILL, S.SIGTRAP, S.SIGFPE, S.SIGSYS)
+
+
+def sig_kernel_only(sig: int) -> bool:
+    return sig < S.SIGRTMIN and bool(SIG_KERNEL_ONLY_MASK & S.sigmask(sig))
+
+
+def sig_kernel_ignore(sig: int) -> bool:
+    return sig < S.SIGRTMIN and bool(SIG_KERNEL_IGNORE_MASK & S.sigmask(sig))
+
+
+def sig_kernel_stop(sig: int) -> bool:
+    return sig < S.SIGRTMIN and bool(SIG_KERNEL_STOP_MASK & S.sigmask(sig))
+
+
+def sig_kernel_coredump(sig: int) -> bool:
+    return sig < S.SIGRTMIN and bool(SIG_KERNEL_COREDUMP_MASK & S.sigmask(sig))
+
+
+# struct k_sigaction as an immutable (handler, flags, mask); the table is copied on change.
+SigAction = tuple[int, int, int]
+DEFAULT_ACTION: SigAction = (S.SIG_DFL, 0, 0)
+DEFAULT_ACTIONS: tuple[SigAction, ...] = (DEFAULT_ACTION,) * S._NSIG
+
+
+class SigInfo:
+    """kernel_siginfo: who sent a signal and why."""
+
+    __slots__ = ("code", "pid", "signo", "status", "uid")
+
+    def __init__(self, signo: int, code: int, pid: int = 0, uid: int = 0, status: int = 0) -> None:
+        self.signo = signo
+        self.code = code
+        self.pid = pid
+        self.uid = uid
+        self.status = status
+
+
+class SigPending:
+    """struct sigpending: a set of pending signals and the queue of their siginfo."""
+
+    __slots__ = ("queue", "signal")
+
+    def __init__(self) -> None:
+        self.signal = 0
+        self.queue: list[SigInfo] = []
+
+
+class SighandStruct:
+    """struct sighand_struct: the handler table, shared by CLONE_SIGHAND."""
+
+    __slots__ = ("action", "count")
+
+    def __init__(self, action: tuple[SigAction, ...]) -> None:
+        self.count = 1
+        self.action = action
+
+
+class SignalStruct:
+    """struct signal_struct: what a thread group shares (pending group signals, rlimits, pids)."""
+
+    __slots__ = (
+        "curr_target",
+        "flags",
+        "group_exec_task",
+        "group_exit_code",
+        "group_stop_count",
+        "has_child_subreaper",
+        "is_child_subreaper",
+        "leader",
+        "live",
+        "multiprocess",
+        "notify_count",
+        "nr_threads",
+        "oom_score_adj",
+        "oom_score_adj_min",
+        "pids",
+        "quick_threads",
+        "rlim",
+        "shared_pending",
+        "sigcnt",
+        "thread_head",
+        "wait_chldexit",
+    )
+
+    def __init__(self, rlim: tuple[tuple[int, int], ...], oom_score_adj: int, oom_score_adj_min: int) -> None:
+        self.sigcnt = 1
+        self.live = 1
+        self.nr_threads = 1
+        self.quick_threads = 1
+        self.thread_head: list[Task] = []
+        self.wait_chldexit = WaitQueue()
+        self.curr_target: Task | None = None
+        self.shared_pending = SigPending()
+        self.multiprocess: list[SigPending] = []
+        self.group_exit_code = 0
+        self.notify_count = 0
+        self.group_exec_task: Task | None = None
+        self.group_stop_count = 0
+        self.flags = 0
+        self.is_child_subreaper = False
+        self.has_child_subreaper = False
+        self.leader = False
+        self.pids: list[Pid | None] = [None, None, None, None]
+        self.rlim = rlim
+        self.oom_score_adj = oom_score_adj
+        self.oom_score_adj_min = oom_score_adj_min
+
+
+# ---- fork: copy_sighand / copy_signal and their undo -----------------------------------
+
+
+def copy_sighand(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
+    if clone_flags & CLONE_SIGHAND:
+        sighand = current.sighand
+        assert sighand is not None
+        sighand.count += 1
+        return
+    tsk.sighand = None
+    k.kmem_cache_alloc(current, "sighand_cache")
+    assert current.sighand is not None
+    new = SighandStruct(current.sighand.action)
+    tsk.sighand = new
+    if clone_flags & CLONE_CLEAR_SIGHAND:
+        flush_signal_handlers(new, force_default=False)
+
+
+def cleanup_sighand(k: Machine, sighand: SighandStruct) -> None:
+    sighand.count -= 1
+    if sighand.count == 0:
+        k.kmem_cache_free("sighand_cache")
+
+
+def flush_signal_handlers(sighand: SighandStruct, force_default: bool) -> None:
+    """Every handler back to SIG_DFL (SIG_IGN stays unless forced); flags and masks cleared."""
+    sighand.action = tuple(
+        (S.SIG_IGN if handler == S.SIG_IGN and not force_default else S.SIG_DFL, 0, 0)
+        for handler, _, _ in sighand.action
+    )
+
+
+def copy_signal(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
+    if clone_flags & CLONE_THREAD:
+        return
+    k.kmem_cache_alloc(current, "signal_cache")
+    parent = current.signal
+    sig = SignalStruct(parent.rlim, parent.oom_score_adj, parent.oom_score_adj_min)
+    sig.thread_head.append(tsk)
+    sig.curr_target = tsk
+    tsk.signal = sig
+
+
+def free_signal_struct(k: Machine, sig: SignalStruct) -> None:
+    k.kmem_cache_free("signal_cache")
+
+
+def put_signal_struct(k: Machine, sig: SignalStruct) -> None:
+    sig.sigcnt -= 1
+    if sig.sigcnt == 0:
+        free_signal_struct(k, sig)
+
+
+# ---- state tests ---------------------------------------------------------------------------
+
+
+def task_sigpending(t: Task) -> bool:
+    """recalc_sigpending_tsk(): an unblocked signal waits, or a group stop is pending."""
+    if (t.pending.signal | t.signal.shared_pending.signal) & ~t.blocked:
+        return True
+    return bool(t.jobctl & JOBCTL_PENDING_MASK)
+
+
+def fatal_signal_pending(t: Task) -> bool:
+    return bool(t.pending.signal & S.sigmask(S.SIGKILL))
+
+
+def sig_handler(t: Task, sig: int) -> int:
+    assert t.sighand is not None
+    return t.sighand.action[sig - 1][0]
+
+
+def sig_handler_ignored(handler: int, sig: int) -> bool:
+    return handler == S.SIG_IGN or (handler == S.SIG_DFL and sig_kernel_ignore(sig))
+
+
+def sig_ignored(t: Task, sig: int) -> bool:
+    """A signal that would be dropped when sent: ignored and not blocked (nor traced)."""
+    if (t.blocked | t.real_blocked) & S.sigmask(sig):
+        return False
+    if t.ptrace and sig != S.SIGKILL:
+        return False
+    handler = sig_handler(t, sig)
+    if t.signal.flags & SIGNAL_UNKILLABLE and handler == S.SIG_DFL and not sig_kernel_only(sig):
+        return True
+    return sig_handler_ignored(handler, sig)
+
+
+JOBCTL_STOP_PENDING = 1 << 17
+JOBCTL_STOP_CONSUME = 1 << 18
+JOBCTL_TRAP_STOP = 1 << 19
+JOBCTL_STOP_SIGMASK = 0xFFFF
+JOBCTL_PENDING_MASK = JOBCTL_STOP_PENDING | JOBCTL_TRAP_STOP
+
+
+# ---- sigaction / sigprocmask -------------------------------------------------------------
+
+
+def do_sigaction(
+    k: Machine, current: Task, sig: int, act: SigAction | None
+) -> SigAction:
+    """Install ``act`` (None only reads); returns the old action."""
+    if not S.valid_signal(sig) or sig < 1 or (act is not None and sig_kernel_only(sig)):
+        raise KernelError(E.EINVAL, f"do_sigaction: signal {sig} cannot be given a handler")
+    sighand = current.sighand
+    assert sighand is not None
+    old = sighand.action[sig - 1]
+    if act is None:
+        return old
+    handler, flags, mask = act
+    mask &= ~SIG_KERNEL_ONLY_MASK
+    actions = list(sighand.action)
+    actions[sig - 1] = (handler, flags, mask)
+    sighand.action = tuple(actions)
+    # POSIX: ignoring a pending signal discards it, in every thread.
+    if sig_handler_ignored(handler, sig):
+        bit = S.sigmask(sig)
+        flush_sigqueue_mask(current.signal.shared_pending, bit)
+        for t in current.signal.thread_head:
+            flush_sigqueue_mask(t.pending, bit)
+    return old
+
+
+def flush_sigqueue_mask(pending: SigPending, mask: int) -> None:
+    if pending.signal & mask:
+        pending.signal &= ~mask
+        pending.queue = [info for info in pending.queue if not S.sigmask(info.signo) & mask]
+
+
+def sigprocmask(k: Machine, current: Task, how: int, newset: int | None) -> int:
+    """Change the blocked set; SIGKILL and SIGSTOP can never be blocked. Returns the old set."""
+    old = current.blocked
+    if newset is None:
+        return old
+    newset &= ~SIG_KERNEL_ONLY_MASK
+    if how == S.SIG_BLOCK:
+        blocked = old | newset
+    elif how == S.SIG_UNBLOCK:
+        blocked = old & ~newset
+    elif how == S.SIG_SETMASK:
+        blocked = newset
+    else:
+        raise KernelError(E.EINVAL, f"sigprocmask: how={how} is not SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK")
+    current.blocked = blocked & ALL_SIGNALS
+    return old
+
+
+# ---- sending -------------------------------------------------------------------------------
+
+
+def send_signal_locked(k: Machine, sig: int, info: SigInfo, t: Task, group: bool) -> None:
+    """__send_signal_locked(): queue ``sig`` for ``t`` (or its whole group) unless it is ignored."""
+    if not prepare_signal(k, sig, t):
+        return
+    pending = t.signal.shared_pending if group else t.pending
+    bit = S.sigmask(sig)
+    # Non-realtime signals are not queued twice.
+    if sig < S.SIGRTMIN and pending.signal & bit:
+        return
+    pending.queue.append(info)
+    pending.signal |= bit
+    if group:
+        for delayed in t.signal.multiprocess:
+            delayed.signal |= bit
+    complete_signal(k, sig, t, group)
+
+
+def prepare_signal(k: Machine, sig: int, p: Task) -> bool:
+    """Stop and continue signals cancel each other; an ignored signal is dropped."""
+    signal = p.signal
+    if signal.flags & SIGNAL_GROUP_EXIT:
+        return sig == S.SIGKILL
+    if sig_kernel_stop(sig):
+        flush_sigqueue_mask(signal.shared_pending, S.sigmask(S.SIGCONT))
+        for t in signal.thread_head:
+            flush_sigqueue_mask(t.pending, S.sigmask(S.SIGCONT))
+    elif sig == S.SIGCONT:
+        stop_mask = SIG_KERNEL_STOP_MASK
+        flush_sigqueue_mask(signal.shared_pending, stop_mask)
+        for t in signal.thread_head:
+            flush_sigqueue_mask(t.pending, stop_mask)
+            t.jobctl &= ~JOBCTL_STOP_PENDING
+            wake_up_state(k, t, __TASK_STOPPED)
+        if signal.flags & SIGNAL_STOP_STOPPED:
+            # The parent hears of it when a thread of the group next runs (get_signal).
+            signal.flags = SIGNAL_STOP_CONTINUED | SIGNAL_CLD_CONTINUED
+            signal.group_exit_code = 0
+    return not sig_ignored(p, sig)
+
+
+def wants_signal(k: Machine, sig: int, p: Task) -> bool:
+    """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal."""
+    from forklab.kernel.task import PF_EXITING, __TASK_STOPPED, __TASK_TRACED
+
+    if p.blocked & S.sigmask(sig) or p.flags & PF_EXITING:
+        return False
+    if sig == S.SIGKILL:
+        return True
+    if p.state & (__TASK_STOPPED | __TASK_TRACED):
+        return False
+    return p is k.current or not task_sigpending(p)
+
+
+def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
+    """Pick the thread to wake; a fatal signal takes the whole group down at once."""
+    signal = p.signal
+    if wants_signal(k, sig, p):
+        target = p
+    elif not group or len(signal.thread_head) == 1:
+        return
+    else:
+        threads = signal.thread_head
+        start = signal.curr_target if signal.curr_target in threads else p
+        index = threads.index(start)
+        ordered = threads[index:] + threads[:index]
+        candidates = [t for t in ordered if wants_signal(k, sig, t)]
+        if not candidates:
+            return
+        target = signal.curr_target = candidates[0]
+    if (
+        sig_fatal(p, sig)
+        and not signal.flags & SIGNAL_GROUP_EXIT
+        and not S.sigmask(sig) & target.real_blocked
+        and (sig == S.SIGKILL or not p.ptrace)
+        and not sig_kernel_coredump(sig)
+    ):
+        # The whole group dies: every thread gets SIGKILL now.
+        signal.flags = SIGNAL_GROUP_EXIT
+        signal.group_exit_code = sig
+        signal.group_stop_count = 0
+        for t in signal.thread_head:
+            t.jobctl &= ~JOBCTL_PENDING_MASK
+            t.pending.signal |= S.sigmask(S.SIGKILL)
+            signal_wake_up(k, t, fatal=True)
+        return
+    signal_wake_up(k, target, fatal=sig == S.SIGKILL)
+
+
+def sig_fatal(t: Task, sig: int) -> bool:
+    handler = sig_handler(t, sig)
+    return not sig_kernel_ignore(sig) and not sig_kernel_stop(sig) and handler == S.SIG_DFL
+
+
+def signal_wake_up(k: Machine, t: Task, fatal: bool) -> None:
+    """Make ``t`` notice the signal: wake it from an interruptible (or, if fatal, killable) sleep."""
+    from forklab.kernel.sched.core import try_to_wake_up
+
+    mask = TASK_INTERRUPTIBLE | (TASK_WAKEKILL | __TASK_STOPPED | __TASK_TRACED if fatal else 0)
+    if not try_to_wake_up(k, t, mask) and t.pending_call is None and not t.exit_state:
+        # Running in user space: it takes the signal as soon as it gets the CPU.
+        k.woken.append(t)
+
+
+def send_sig(k: Machine, sig: int, p: Task, group: bool = False) -> None:
+    """A signal from the kernel itself (SIGPIPE, SIGKILL of zap_other_threads, ...)."""
+    send_signal_locked(k, sig, SigInfo(sig, SI_KERNEL), p, group)
+
+
+def zap_other_threads(k: Machine, p: Task) -> int:
+    """SIGKILL every other thread of ``p``'s group; returns how many there were."""
+    count = 0
+    p.signal.group_stop_count = 0
+    for t in p.signal.thread_head:
+        t.jobctl &= ~JOBCTL_PENDING_MASK
+        if t is p:
+            continue
+        count += 1
+        if t.exit_state:
+            continue
+        t.pending.signal |= S.sigmask(S.SIGKILL)
+        signal_wake_up(k, t, fatal=True)
+    return count
+
+
+# ---- delivery ------------------------------------------------------------------------------
+
+
+def dequeue_signal(t: Task) -> tuple[int, SigInfo | None]:
+    """The next signal to deliver: private before shared, synchronous first, then lowest number."""
+    for pending in (t.pending, t.signal.shared_pending):
+        ready = pending.signal & ~t.blocked
+        if not ready:
+            continue
+        sync = ready & SYNCHRONOUS_MASK
+        bits = sync or ready
+        sig = (bits & -bits).bit_length()
+        info = None
+        for index, queued in enumerate(pending.queue):
+            if queued.signo == sig:
+                info = pending.queue.pop(index)
+                break
+        if not any(queued.signo == sig for queued in pending.queue):
+            pending.signal &= ~S.sigmask(sig)
+        return sig, info
+    return 0, None
+
+
+def get_signal(k: Machine, t: Task) -> int | None:
+    """Act on the next pending signal. Returns the handler's sa_flags when a user handler ran,
+    None when there was nothing to do (or the task stopped or died)."""
+    from forklab.kernel.exit import do_group_exit
+    from forklab.kernel.task import PF_SIGNALED
+
+    signal = t.signal
+    if signal.flags & SIGNAL_CLD_MASK:
+        why = CLD_CONTINUED if signal.flags & SIGNAL_CLD_CONTINUED else CLD_STOPPED
+        signal.flags &= ~SIGNAL_CLD_MASK
+        do_notify_parent_cldstop(k, t, why)
+    while True:
+        if signal.flags & SIGNAL_GROUP_EXIT or signal.group_exec_task is not None:
+            t.pending.signal &= ~S.sigmask(S.SIGKILL)
+            do_group_exit(k, t, S.SIGKILL)
+            return None
+        if t.jobctl & JOBCTL_STOP_PENDING:
+            do_signal_stop(k, t, t.jobctl & JOBCTL_STOP_SIGMASK)
+            return None
+        sig, _ = dequeue_signal(t)
+        if not sig:
+            return None
+        assert t.sighand is not None
+        handler, flags, _ = t.sighand.action[sig - 1]
+        if handler == S.SIG_IGN:
+            continue
+        if handler != S.SIG_DFL:
+            if flags & S.SA_RESETHAND:
+                actions = list(t.sighand.action)
+                actions[sig - 1] = DEFAULT_ACTION
+                t.sighand.action = tuple(actions)
+            return flags
+        if sig_kernel_ignore(sig):
+            continue
+        # An init ignores what it has no handler for, except what cannot be caught at all.
+        if signal.flags & SIGNAL_UNKILLABLE and not sig_kernel_only(sig):
+            continue
+        if sig_kernel_stop(sig):
+            do_signal_stop(k, t, sig)
+            return None
+        t.flags |= PF_SIGNALED
+        do_group_exit(k, t, sig)
+        return None
+
+
+def do_signal_stop(k: Machine, t: Task, signr: int) -> None:
+    """Group stop: every thread of the group stops; the parent is told CLD_STOPPED."""
+    from forklab.kernel.sched.core import deactivate_task
+    from forklab.kernel.task import PF_EXITING, TASK_STOPPED
+
+    signal = t.signal
+    signal.group_exit_code = signr
+    signal.flags = SIGNAL_STOP_STOPPED
+    for thread in signal.thread_head:
+        thread.jobctl &= ~(JOBCTL_STOP_PENDING | JOBCTL_STOP_SIGMASK)
+        if thread.exit_state or thread.flags & PF_EXITING:
+            continue
+        thread.state = TASK_STOPPED
+        deactivate_task(k, thread)
+    do_notify_parent_cldstop(k, t, CLD_STOPPED)
+
+
+def do_notify_parent_cldstop(k: Machine, tsk: Task, why: int) -> None:
+    """SIGCHLD to the parent for a stop or continue, unless it asked for SA_NOCLDSTOP."""
+    from forklab.kernel.pid import pid_nr_ns
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+    from forklab.kernel.user_namespace import from_kuid_munged
+
+    leader = tsk.group_leader
+    parent = leader.real_parent
+    if parent is None:
+        return
+    status = S.SIGCONT if why == CLD_CONTINUED else tsk.signal.group_exit_code
+    pid = pid_nr_ns(leader.thread_pid, task_active_pid_ns(parent))
+    info = SigInfo(S.SIGCHLD, why, pid, from_kuid_munged(parent.cred.user_ns, tsk.cred.uid), status)
+    assert parent.sighand is not None
+    handler, flags, _ = parent.sighand.action[S.SIGCHLD - 1]
+    if handler != S.SIG_IGN and not flags & S.SA_NOCLDSTOP:
+        send_signal_locked(k, S.SIGCHLD, info, parent, group=True)
+    wake_up_parent(k, tsk, parent)
+
+
+def wake_up_state(k: Machine, t: Task, state: int) -> None:
+    from forklab.kernel.sched.core import try_to_wake_up
+
+    try_to_wake_up(k, t, state)
+
+
+# ---- telling the parent --------------------------------------------------------------------
+
+
+def do_notify_parent(k: Machine, tsk: Task, sig: int) -> bool:
+    """Send the exit signal for ``tsk`` to its parent; returns True if the child reaps itself."""
+    from forklab.kernel.pid import pid_nr_ns
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+    from forklab.kernel.user_namespace import from_kuid_munged
+
+    parent = tsk.parent
+    assert parent is not None
+    # A parent that has exec'd since the fork gets SIGCHLD, whatever was asked for.
+    if sig != S.SIGCHLD and tsk.parent_exec_id != parent.self_exec_id:
+        sig = S.SIGCHLD
+    status = tsk.exit_code & 0x7F
+    if tsk.exit_code & 0x80:
+        code, status = CLD_DUMPED, status
+    elif status:
+        code = CLD_KILLED
+    else:
+        code, status = CLD_EXITED, tsk.exit_code >> 8
+    pid = pid_nr_ns(tsk.thread_pid, task_active_pid_ns(parent))
+    info = SigInfo(sig, code, pid, from_kuid_munged(parent.cred.user_ns, tsk.cred.uid), status)
+    autoreap = False
+    assert parent.sighand is not None
+    psig_handler, psig_flags, _ = parent.sighand.action[S.SIGCHLD - 1]
+    if not tsk.ptrace and sig == S.SIGCHLD and (psig_handler == S.SIG_IGN or psig_flags & S.SA_NOCLDWAIT):
+        autoreap = True
+        if psig_handler == S.SIG_IGN:
+            sig = 0
+    if S.valid_signal(sig) and sig:
+        send_signal_locked(k, sig, info, parent, group=True)
+    wake_up_parent(k, tsk, parent)
+    return autoreap
+
+
+def wake_up_parent(k: Machine, p: Task, parent: Task) -> None:
+    """__wake_up_parent(): wake whoever waits in wait4/waitid for the parent's children."""
+    from forklab.kernel.wait import wake_up
+
+    wake_up(k, parent.signal.wait_chldexit)

@@ -1,0 +1,200 @@
+"""System call entry and exit, and the model's run loop.
+
+A call runs to completion, or sleeps: the kernel function raised ``WouldBlock`` and the
+task waits, state S or D, with a ``PendingCall`` that is filled in when it completes. After
+every call, the tasks that call woke get their turn, as they would on a real CPU once the
+caller returned to user space: a new task's first run through ret_from_fork, a sleeping
+call's retry, the delivery of signals to tasks back in user space.
+
+Signals are delivered on the way back to user space, as arch_do_signal_or_restart() does:
+a call that failed with -ERESTARTNOINTR is restarted after the signal; -ERESTARTSYS too,
+unless a handler without SA_RESTART ran, in which case the call fails with EINTR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from forklab.kernel.errors import KernelError
+from forklab.kernel.sched.core import charge, deactivate_task
+from forklab.kernel.task import TASK_DEAD, TASK_RUNNING, Task
+from forklab.kernel.wait import WaitQueue, WouldBlock
+from forklab.uapi import errno as E
+from forklab.uapi.signal import SA_RESTART
+
+if TYPE_CHECKING:
+    from forklab.kernel.machine import Machine
+
+# Virtual nanoseconds a system call costs: trace timestamps and run-time accounting.
+SYSCALL_COST_NS = 1000
+
+
+class PendingCall:
+    """A system call asleep in the kernel; ``done`` turns True when it completes."""
+
+    __slots__ = ("done", "errno", "known", "name", "restart", "retry", "value", "wq")
+
+    def __init__(self, name: str, restart: Callable[[], Any]) -> None:
+        self.name = name
+        self.restart = restart
+        self.retry: Callable[[], Any] = restart
+        self.wq: WaitQueue | None = None
+        # The result when it is known before the call completes (vfork's child pid).
+        self.known: Any = None
+        self.done = False
+        self.value: Any = None
+        self.errno = 0
+
+    def __repr__(self) -> str:
+        state = f"done value={self.value!r} errno={self.errno}" if self.done else "asleep"
+        return f"<pending {self.name}: {state}>"
+
+
+class TaskGone(Exception):
+    """The task died during its own call (exit, a fatal signal): the call never returns."""
+
+
+def alive(task: Task) -> bool:
+    return not task.exit_state and task.state != TASK_DEAD
+
+
+def invoke(k: Machine, task: Task, name: str, call: Callable[[], Any]) -> Any:
+    """Run one system call for ``task``: its result, or a PendingCall if it sleeps.
+
+    Raises KernelError for a failure (never a restart code) and TaskGone if the task died.
+    Afterwards every task the call woke runs.
+    """
+    saved = k.current
+    k.current = task
+    k.now += SYSCALL_COST_NS
+    charge(k, task, SYSCALL_COST_NS)
+    try:
+        return run_call(k, task, PendingCall(name, call), call)
+    finally:
+        run_woken(k)
+        k.current = saved
+
+
+def run_call(k: Machine, task: Task, pending: PendingCall, attempt: Callable[[], Any]) -> Any:
+    """Run ``attempt`` in ``task``'s context, handling sleep, signals and restarts."""
+    while True:
+        try:
+            result = attempt()
+        except WouldBlock as block:
+            return sleep(k, task, pending, block)
+        except KernelError as err:
+            if err.errno not in (E.ERESTARTNOINTR, E.ERESTARTSYS):
+                exit_to_user_mode(k, task)
+                raise
+            handler_flags = exit_to_user_mode(k, task)
+            if not alive(task):
+                raise TaskGone(pending.name) from None
+            if task.state != TASK_RUNNING:
+                # Stopped by the signal: the call restarts once the task is continued.
+                return sleep(k, task, pending, WouldBlock(None, pending.restart, task.state))
+            if err.errno == E.ERESTARTSYS and handler_flags is not None and not handler_flags & SA_RESTART:
+                raise KernelError(E.EINTR, f"{pending.name}: interrupted by a signal handler") from None
+            attempt = pending.restart
+            continue
+        if not alive(task):
+            raise TaskGone(pending.name)
+        exit_to_user_mode(k, task)
+        if not alive(task):
+            raise TaskGone(pending.name)
+        return result
+
+
+def sleep(k: Machine, task: Task, pending: PendingCall, block: WouldBlock) -> PendingCall:
+    """Park the task: it leaves the runqueue and waits on the queue the call named."""
+    task.state = block.state
+    deactivate_task(k, task)
+    pending.retry = block.retry
+    pending.wq = block.wq
+    if block.value is not None:
+        pending.known = block.value
+    if block.wq is not None:
+        block.wq.waiters[task] = None
+    task.pending_call = pending
+    return pending
+
+
+def resume(k: Machine, task: Task, pending: PendingCall) -> None:
+    """The sleeping task was woken: retry its call, and record the outcome if it is over."""
+    if pending.wq is not None:
+        pending.wq.waiters.pop(task, None)
+        pending.wq = None
+    try:
+        value = run_call(k, task, pending, pending.retry)
+    except KernelError as err:
+        finish(task, pending, None, err.errno)
+        return
+    except TaskGone:
+        finish(task, pending, None, 0)
+        return
+    if value is not pending:
+        finish(task, pending, value, 0)
+
+
+def finish(task: Task, pending: PendingCall, value: Any, errno: int) -> None:
+    pending.done = True
+    pending.value = value
+    pending.errno = errno
+    if task.pending_call is pending:
+        task.pending_call = None
+
+
+def run_woken(k: Machine) -> None:
+    """Give every woken task its turn until none is left."""
+    saved = k.current
+    woken = k.woken
+    try:
+        while woken:
+            task = woken.popleft()
+            if not alive(task) or task.state != TASK_RUNNING:
+                continue
+            k.current = task
+            if task.thread.resume:
+                ret_from_fork(k, task)
+            elif task.pending_call is not None:
+                resume(k, task, task.pending_call)
+            else:
+                exit_to_user_mode(k, task)
+    finally:
+        k.current = saved
+
+
+def ret_from_fork(k: Machine, p: Task) -> None:
+    """A new task's first run: schedule_tail, then its kernel function or the return to user space."""
+    from forklab.kernel.fork import schedule_tail
+
+    p.thread.resume = ""
+    schedule_tail(k, p)
+    name = p.thread.kthread_fn
+    if name is None:
+        exit_to_user_mode(k, p)
+        return
+    p.thread.kthread_fn = None
+    body = KTHREAD_FUNCTIONS[name]
+    try:
+        run_call(k, p, PendingCall(name, lambda: body(k, p)), lambda: body(k, p))
+    except TaskGone:
+        pass
+
+
+# Kernel thread bodies by name (main.py registers kernel_init, kthreadd, kthread).
+KTHREAD_FUNCTIONS: dict[str, Callable[[Machine, Task], Any]] = {}
+
+
+def exit_to_user_mode(k: Machine, task: Task) -> int | None:
+    """Deliver the task's pending signals; returns the sa_flags of the first handler run, if any."""
+    from forklab.kernel.signal import get_signal
+
+    first: int | None = None
+    while alive(task) and task.state == TASK_RUNNING:
+        handled = get_signal(k, task)
+        if handled is None:
+            break
+        if first is None:
+            first = handled
+    return first

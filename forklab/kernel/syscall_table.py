@@ -1,0 +1,226 @@
+"""The system call table (arch/x86/entry/syscalls/syscall_64.tbl) and the SYSCALL_DEFINE
+wrappers: raw C arguments, pointers into the caller's memory, an int result.
+
+Each wrapper copies its structures in and out of user memory and calls the kernel function
+that the high-level API calls too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from forklab.kernel import exec as kexec
+from forklab.kernel import exit as kexit
+from forklab.kernel import fork, sys
+from forklab.kernel.errors import KernelError
+from forklab.kernel.fs import open as fsopen
+from forklab.kernel.fs import pipe
+from forklab.kernel.fs.namespace import do_mount
+from forklab.kernel.mm import mmap
+from forklab.kernel.mm.mm import copy_from_user, copy_to_user, get_user_u64, put_user_u32
+from forklab.kernel.signal import do_sigaction, sigprocmask
+from forklab.uapi import errno as E
+
+if TYPE_CHECKING:
+    from forklab.kernel.machine import Machine
+    from forklab.kernel.task import Task
+
+PATH_MAX = 4096
+UTS_FIELD = 65
+
+
+def strncpy_from_user(current: Task, addr: int, limit: int = PATH_MAX) -> str:
+    """A NUL-terminated string from user memory; ENAMETOOLONG without a NUL within ``limit``."""
+    out = bytearray()
+    while len(out) < limit:
+        chunk = copy_from_user(current.mm, addr + len(out), 1)
+        if chunk == b"\0":
+            return out.decode(errors="surrogateescape")
+        out += chunk
+    raise KernelError(E.ENAMETOOLONG, "strncpy_from_user: no terminating NUL within the limit")
+
+
+def user_string_array(current: Task, addr: int) -> tuple[str, ...]:
+    """argv/envp: a NULL-terminated array of string pointers (a NULL array is empty)."""
+    result: list[str] = []
+    while addr:
+        ptr = get_user_u64(current.mm, addr + 8 * len(result))
+        if not ptr:
+            break
+        result.append(strncpy_from_user(current, ptr))
+    return tuple(result)
+
+
+def _wait4(k: Machine, current: Task, pid: int, stat_addr: int, options: int, rusage: int) -> int:
+    ret, status = kexit.kernel_wait4(k, current, to_int32(pid), to_int32(options) & 0xFFFFFFFF)
+    if ret > 0 and stat_addr:
+        put_user_u32(current.mm, stat_addr, status)
+    return ret
+
+
+def _pipe(k: Machine, current: Task, fds_addr: int) -> int:
+    rfd, wfd = pipe.do_pipe2(k, current, 0)
+    copy_to_user(current.mm, fds_addr, rfd.to_bytes(4, "little") + wfd.to_bytes(4, "little"))
+    return 0
+
+
+def _read(k: Machine, current: Task, fd: int, buf: int, count: int) -> int:
+    data = fsopen.ksys_read(k, current, fd, count)
+    copy_to_user(current.mm, buf, data)
+    return len(data)
+
+
+def _write(k: Machine, current: Task, fd: int, buf: int, count: int) -> int:
+    return fsopen.ksys_write(k, current, fd, copy_from_user(current.mm, buf, count))
+
+
+def _uname(k: Machine, current: Task, addr: int) -> int:
+    fields = sys.sys_uname(k, current)
+    raw = b"".join(f.encode()[: UTS_FIELD - 1].ljust(UTS_FIELD, b"\0") for f in fields)
+    copy_to_user(current.mm, addr, raw)
+    return 0
+
+
+def _getcwd(k: Machine, current: Task, buf: int, size: int) -> int:
+    path = fsopen.ksys_getcwd(k, current).encode() + b"\0"
+    if len(path) > size:
+        raise KernelError(E.ERANGE, "getcwd: the buffer is too small")
+    copy_to_user(current.mm, buf, path)
+    return len(path)
+
+
+def _rt_sigaction(k: Machine, current: Task, sig: int, act: int, oact: int, sigsetsize: int) -> int:
+    if sigsetsize != 8:
+        raise KernelError(E.EINVAL, "rt_sigaction: sigsetsize must be 8")
+    new = None
+    if act:
+        raw = copy_from_user(current.mm, act, 32)
+        handler, flags, _restorer, mask = (int.from_bytes(raw[i : i + 8], "little") for i in range(0, 32, 8))
+        new = (handler, flags, mask)
+    old = do_sigaction(k, current, sig, new)
+    if oact:
+        handler, flags, mask = old
+        copy_to_user(current.mm, oact, b"".join(v.to_bytes(8, "little") for v in (handler, flags, 0, mask)))
+    return 0
+
+
+def _rt_sigprocmask(k: Machine, current: Task, how: int, set_addr: int, oset: int, sigsetsize: int) -> int:
+    if sigsetsize != 8:
+        raise KernelError(E.EINVAL, "rt_sigprocmask: sigsetsize must be 8")
+    newset = get_user_u64(current.mm, set_addr) if set_addr else None
+    old = sigprocmask(k, current, how, newset)
+    if oset:
+        copy_to_user(current.mm, oset, old.to_bytes(8, "little"))
+    return 0
+
+
+def _prlimit64(k: Machine, current: Task, pid: int, resource: int, new_addr: int, old_addr: int) -> int:
+    if pid:
+        raise KernelError(E.ESRCH, "prlimit64: only the caller itself (pid 0) is modelled")
+    new = None
+    if new_addr:
+        raw = copy_from_user(current.mm, new_addr, 16)
+        new = (int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little"))
+    old = sys.do_prlimit(k, current, current, resource, new)
+    if old_addr:
+        copy_to_user(current.mm, old_addr, old[0].to_bytes(8, "little") + old[1].to_bytes(8, "little"))
+    return 0
+
+
+def _setgroups(k: Machine, current: Task, size: int, addr: int) -> int:
+    if size < 0 or size > sys.NGROUPS_MAX:
+        raise KernelError(E.EINVAL, "setgroups: bad size")
+    raw = copy_from_user(current.mm, addr, 4 * size)
+    sys.sys_setgroups(k, current, [int.from_bytes(raw[i : i + 4], "little") for i in range(0, 4 * size, 4)])
+    return 0
+
+
+def _sethostname(k: Machine, current: Task, addr: int, length: int) -> int:
+    if length < 0 or length > 64:
+        raise KernelError(E.EINVAL, "sethostname: longer than 64 bytes")
+    sys.sys_sethostname(k, current, copy_from_user(current.mm, addr, length).decode(errors="replace"))
+    return 0
+
+
+def _execve(k: Machine, current: Task, path: int, argv: int, envp: int) -> int:
+    return kexec.do_execve(
+        k, current, strncpy_from_user(current, path), user_string_array(current, argv), user_string_array(current, envp)
+    )
+
+
+def _exit(k: Machine, current: Task, code: int) -> int:
+    kexit.do_exit(k, current, (code & 0xFF) << 8)
+    return 0
+
+
+def _exit_group(k: Machine, current: Task, code: int) -> int:
+    kexit.do_group_exit(k, current, (code & 0xFF) << 8)
+    return 0
+
+
+def _mount(k: Machine, current: Task, source: int, target: int, fstype: int, flags: int, data: int) -> int:
+    do_mount(k, current, strncpy_from_user(current, source), strncpy_from_user(current, target),
+             strncpy_from_user(current, fstype))  # fmt: skip
+    return 0
+
+
+def _mmap(k: Machine, current: Task, addr: int, length: int, prot: int, flags: int, fd: int, off: int) -> int:
+    return mmap.do_mmap(k, current, addr, length, prot, flags)
+
+
+def _munmap(k: Machine, current: Task, addr: int, length: int) -> int:
+    assert current.mm is not None
+    mmap.do_munmap(k, current, current.mm, addr, length)
+    return 0
+
+
+def to_int32(value: int) -> int:
+    """An int argument as the kernel sees it: the low 32 bits, signed."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+Syscall = Callable[..., int]
+
+SYSCALLS: dict[str, Syscall] = {
+    "fork": fork.sys_fork,
+    "vfork": fork.sys_vfork,
+    "clone": fork.sys_clone,
+    "clone3": fork.sys_clone3,
+    "execve": _execve,
+    "exit": _exit,
+    "exit_group": _exit_group,
+    "wait4": _wait4,
+    "getpid": sys.sys_getpid,
+    "gettid": sys.sys_gettid,
+    "getppid": sys.sys_getppid,
+    "getuid": sys.sys_getuid,
+    "geteuid": sys.sys_geteuid,
+    "getgid": sys.sys_getgid,
+    "getegid": sys.sys_getegid,
+    "setresuid": lambda k, c, r, e, s: sys.sys_setresuid(k, c, r, e, s) or 0,
+    "setresgid": lambda k, c, r, e, s: sys.sys_setresgid(k, c, r, e, s) or 0,
+    "setgroups": _setgroups,
+    "prlimit64": _prlimit64,
+    "unshare": lambda k, c, flags: fork.ksys_unshare(k, c, flags) or 0,
+    "open": lambda k, c, path, flags, mode=0: fsopen.do_sys_open(k, c, strncpy_from_user(c, path), flags, mode),
+    "close": lambda k, c, fd: fsopen.ksys_close(k, c, fd) or 0,
+    "dup": fsopen.ksys_dup,
+    "fcntl": fsopen.do_fcntl,
+    "read": _read,
+    "write": _write,
+    "lseek": fsopen.ksys_lseek,
+    "pipe": _pipe,
+    "chdir": lambda k, c, path: fsopen.ksys_chdir(k, c, strncpy_from_user(c, path)) or 0,
+    "getcwd": _getcwd,
+    "umask": fsopen.ksys_umask,
+    "rt_sigaction": _rt_sigaction,
+    "rt_sigprocmask": _rt_sigprocmask,
+    "sethostname": _sethostname,
+    "uname": _uname,
+    "mmap": _mmap,
+    "munmap": _munmap,
+    "madvise": lambda k, c, addr, length, advice: mmap.do_madvise(k, c, addr, length, advice) or 0,
+    "mount": _mount,
+}

@@ -1,0 +1,62 @@
+"""kernel/sched/wait.c: wait queues, and how a system call sleeps in the model.
+
+The model runs one system call at a time, so a call that must sleep cannot wait in place.
+It raises ``WouldBlock`` naming the wait queue and a ``retry`` callable; the system-call
+layer parks the task there (state S or D) and, once the task is woken, calls ``retry`` as the
+kernel's wait loop would re-test its condition. ``retry`` returns the result, or raises
+``WouldBlock`` again to go back to sleep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from forklab.kernel.task import TASK_INTERRUPTIBLE
+
+if TYPE_CHECKING:
+    from forklab.kernel.machine import Machine
+    from forklab.kernel.task import Task
+
+
+class WaitQueue:
+    """wait_queue_head_t: the tasks sleeping on one event."""
+
+    __slots__ = ("waiters",)
+
+    def __init__(self) -> None:
+        self.waiters: dict[Task, None] = {}
+
+    def __len__(self) -> int:
+        return len(self.waiters)
+
+
+class WouldBlock(Exception):
+    """The current task has to sleep on ``wq`` in ``state`` until woken; then ``retry`` runs.
+
+    ``value`` is the result the call will return once it completes, when that is already
+    known (a vfork parent knows the child's pid before its wait ends).
+    """
+
+    def __init__(
+        self,
+        wq: WaitQueue,
+        retry: Callable[[], Any],
+        state: int = TASK_INTERRUPTIBLE,
+        value: Any = None,
+    ) -> None:
+        super().__init__()
+        self.wq = wq
+        self.retry = retry
+        self.state = state
+        self.value = value
+
+
+def wake_up(k: Machine, wq: WaitQueue, mask: int = TASK_INTERRUPTIBLE | 0x2) -> None:
+    """Wake every task sleeping on ``wq`` in a state that ``mask`` covers (TASK_NORMAL by default)."""
+    if not wq.waiters:
+        return
+    from forklab.kernel.sched.core import try_to_wake_up
+
+    for task in list(wq.waiters):
+        try_to_wake_up(k, task, mask)

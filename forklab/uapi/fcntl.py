@@ -1,0 +1,32 @@
+"""open flags, fcntl commands and lseek whence values (x86-64)."""
+
+from __future__ import annotations
+
+O_ACCMODE = 0o3
+O_RDONLY = 0o0
+O_WRONLY = 0o1
+O_RDWR = 0o2
+O_CREAT = 0o100
+O_EXCL = 0o200
+O_NOCTTY = 0o400
+O_TRUNC = 0o1000
+O_APPEND = 0o2000
+O_NONBLOCK = 0o4000
+O_DIRECTORY = 0o200000
+O_NOFOLLOW = 0o400000
+O_CLOEXEC = 0o2000000
+O_PATH = 0o10000000
+
+F_DUPFD = 0
+F_GETFD = 1
+F_SETFD = 2
+F_GETFL = 3
+F_SETFL = 4
+F_DUPFD_CLOEXEC = 1030
+FD_CLOEXEC = 1
+
+SEEK_SET = 0
+SEEK_CUR = 1
+SEEK_END = 2
+
+AT_FDCWD = -100

@@ -1,0 +1,44 @@
+"""wait4/waitid options and id types (uapi/linux/wait.h) and status encoding."""
+
+from __future__ import annotations
+
+WNOHANG = 0x00000001
+WUNTRACED = 0x00000002
+WSTOPPED = WUNTRACED
+WEXITED = 0x00000004
+WCONTINUED = 0x00000008
+WNOWAIT = 0x01000000
+__WNOTHREAD = 0x20000000
+__WALL = 0x40000000
+__WCLONE = 0x80000000
+
+P_ALL = 0
+P_PID = 1
+P_PGID = 2
+P_PIDFD = 3
+
+CLD_EXITED = 1
+CLD_KILLED = 2
+CLD_DUMPED = 3
+CLD_TRAPPED = 4
+CLD_STOPPED = 5
+CLD_CONTINUED = 6
+
+
+def WIFEXITED(status: int) -> bool:
+    return (status & 0x7F) == 0
+
+
+def WEXITSTATUS(status: int) -> int:
+    return (status >> 8) & 0xFF
+
+
+def WIFSIGNALED(status: int) -> bool:
+    return ((status & 0x7F) + 1) >> 1 > 0 and (status & 0x7F) != 0x7F
+
+
+def WTERMSIG(status: int) -> int:
+    return status & 0x7F
+
+# Listed so that ``from forklab.uapi.wait import *`` carries the double-underscore options too.
+__all__ = [name for name in list(globals()) if name.isupper() or name.startswith(("__W", "W"))]
