@@ -219,7 +219,8 @@ def current_chrooted(current: Task) -> bool:
     nsproxy = current.nsproxy
     if fs is None or nsproxy is None:
         return False
-    return fs.root is not nsproxy.mnt_ns.root
+    ns_root = nsproxy.mnt_ns.root
+    return fs.root != (ns_root, ns_root.root)
 
 
 def nproc_over_limit(k: Machine, current: Task, p: Task) -> bool:

@@ -46,11 +46,14 @@ class ProcFile(InodeOps):
     bits for global root, the other bits for everyone else, no capability overriding them.
     """
 
-    def __init__(self, task: Task | None, show: Reader | None, store: Writer | None, mode: ModeOf | None = None) -> None:
+    def __init__(self, task: Task | None, show: Reader | None, store: Writer | None, mode: ModeOf | None = None,
+                 live: bool = False) -> None:  # fmt: skip
         self.task = task
         self.show = show
         self.store = store
         self.mode = mode
+        # A live file shows the value at each read (fail-nth), not a snapshot taken at open.
+        self.live = live
 
     def permission(self, current: Task, inode: Inode, mask: int) -> None:
         if self.mode is None:
@@ -75,6 +78,9 @@ class ProcFile(InodeOps):
         return self.task if self.task is not None else current
 
     def read(self, k: Machine, current: Task, file: File, count: int) -> bytes:
+        if self.live and self.show is not None:
+            ns = file.mnt.proc_ns if file.mnt is not None and file.mnt.proc_ns is not None else k.init_pid_ns
+            file.private = SnapshotText(self.show(k, self.subject(current), ns).encode())
         text = file.private.text
         data = text[file.f_pos : file.f_pos + count]
         file.f_pos += len(data)
@@ -83,7 +89,7 @@ class ProcFile(InodeOps):
     def write(self, k: Machine, current: Task, file: File, data: bytes) -> int:
         if self.store is None:
             raise KernelError(E.EIO, "proc: this file cannot be written")
-        if file.f_pos != 0:
+        if file.f_pos != 0 and not self.live:
             raise KernelError(E.EINVAL, "proc: writes must start at offset 0")
         self.store(k, self.subject(current), data.decode(errors="replace"))
         file.f_pos += len(data)
@@ -115,8 +121,8 @@ class ProcDir(InodeOps):
 
 
 def proc_file(name: str, show: Reader | None, store: Writer | None = None, task: Task | None = None,
-              mode: int = 0o444, uid: int = 0, sysctl_mode: ModeOf | None = None) -> Inode:  # fmt: skip
-    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode), uid=uid)
+              mode: int = 0o444, uid: int = 0, sysctl_mode: ModeOf | None = None, live: bool = False) -> Inode:  # fmt: skip
+    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode, live), uid=uid)
 
 
 def proc_dir(name: str, entries: Callable[[Machine, Mount], dict[str, Inode]]) -> Inode:
@@ -125,6 +131,11 @@ def proc_dir(name: str, entries: Callable[[Machine, Mount], dict[str, Inode]]) -
 
 def proc_link(name: str, target: Callable[[Machine, Task, Mount], str]) -> Inode:
     return Inode(name, S_IFLNK | 0o777, ops=ProcLink(target))
+
+
+def reader(k: Machine) -> Task:
+    """Whoever is opening the file: procfs text depends on the reader's namespaces."""
+    return k.current if k.current is not None else k.init_task
 
 
 def proc_ns(mnt: Mount, k: Machine) -> PidNamespace:
@@ -191,9 +202,9 @@ def pid_dir(name: str, task: Task) -> Inode:
             "stat": proc_file("stat", proc_pid_stat, task=task),
             "comm": proc_file("comm", lambda k, t, ns: t.comm + "\n", task=task),
             "maps": proc_file("maps", proc_pid_maps, task=task),
-            "uid_map": proc_file("uid_map", lambda k, t, ns: id_map_text(t, gid=False),
+            "uid_map": proc_file("uid_map", lambda k, t, ns: id_map_text(reader(k), t, gid=False),
                                  proc_uid_map_store(gid=False), task, 0o644, uid),
-            "gid_map": proc_file("gid_map", lambda k, t, ns: id_map_text(t, gid=True),
+            "gid_map": proc_file("gid_map", lambda k, t, ns: id_map_text(reader(k), t, gid=True),
                                  proc_uid_map_store(gid=True), task, 0o644, uid),
             "setgroups": proc_file("setgroups", proc_setgroups_show, proc_setgroups_store, task, 0o644, uid),
             "ns": proc_dir("ns", lambda k, mnt: ns_links(task)),
@@ -223,7 +234,8 @@ def tid_dir(name: str, task: Task) -> Inode:
             "comm": proc_file("comm", lambda k, t, ns: t.comm + "\n", task=task),
             "children": proc_file("children", proc_task_children, task=task),
             "fail-nth": proc_file("fail-nth", lambda k, t, ns: read_fail_nth(t),
-                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task.cred.euid),
+                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task.cred.euid,
+                                  live=True),
         }  # fmt: skip
 
     return proc_dir(name, entries)
@@ -267,14 +279,17 @@ def ns_links(task: Task) -> dict[str, Inode]:
     return result
 
 
-def id_map_text(task: Task, gid: bool) -> str:
-    """The map as seen from the reader's namespace: the task's namespace's extents."""
+def id_map_text(reader: Task, task: Task, gid: bool) -> str:
+    """uid_m_show(): the lower ids as the reader's namespace sees them (its parent's, if the
+    reader is inside the namespace itself); an id it cannot see prints as 4294967295."""
     ns = task.cred.user_ns
-    extents = (ns.gid_map if gid else ns.uid_map).extents
-    parent = ns.parent
+    lower_ns = reader.cred.user_ns
+    if lower_ns is ns and ns.parent is not None:
+        lower_ns = ns.parent
+    lower_map = lower_ns.gid_map if gid else lower_ns.uid_map
     lines = []
-    for first, lower, count in extents:
-        shown = (parent.gid_map if gid else parent.uid_map).up(lower) if parent is not None else lower
+    for first, lower, count in (ns.gid_map if gid else ns.uid_map).extents:
+        shown = lower_map.up(lower) & 0xFFFFFFFF
         lines.append(f"{first:>10} {shown:>10} {count:>10}\n")
     return "".join(lines)
 
@@ -299,7 +314,7 @@ def proc_pid_status(k: Machine, task: Task, ns: PidNamespace) -> str:
     from forklab.kernel.user_namespace import from_kgid_munged, from_kuid_munged
     from forklab.uapi.resource import RLIMIT_SIGPENDING
 
-    reader_ns = k.current.cred.user_ns if k.current is not None else k.init_user_ns
+    reader_ns = reader(k).cred.user_ns
     cred = task.cred
     pid = task.thread_pid
     lines = [f"Name:\t{task.comm}"]

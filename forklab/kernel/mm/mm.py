@@ -259,16 +259,20 @@ def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
         if vma.vm_flags & VM_DONTCOPY:
             continue
         k.kmem_cache_alloc(current, "vm_area_struct")
+        if vma.shmem is None:
+            # anon_vma_fork(): the child's chain links to the parent's anon_vma. If that
+            # fails, the copy is freed before it was ever linked into the new mm.
+            try:
+                k.kmem_cache_alloc(current, "anon_vma_chain")
+            except KernelError:
+                k.kmem_cache_free("vm_area_struct")
+                raise
         copy = vma.copy()
         mm.vmas.append(copy)
         mm.starts.append(copy.vm_start)
         vm_stat_account(mm, copy.vm_flags, copy.pages())
-        if copy.shmem is None:
-            # anon_vma_fork(): the child's chain links to the parent's anon_vma.
-            k.kmem_cache_alloc(current, "anon_vma_chain")
-            if copy.vm_flags & VM_WIPEONFORK:
-                clear_range(child_top, copy.vm_start >> PAGE_SHIFT, copy.vm_end >> PAGE_SHIFT)
-
+        if copy.vm_flags & VM_WIPEONFORK:
+            clear_range(child_top, copy.vm_start >> PAGE_SHIFT, copy.vm_end >> PAGE_SHIFT)
 
 def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
     k.kmem_cache_alloc(current, "mm_struct")

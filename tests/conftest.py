@@ -1,0 +1,41 @@
+"""Shared fixtures: a freshly booted model and its init task."""
+
+from __future__ import annotations
+
+import pytest
+
+import forklab
+from forklab import (
+    CLONE_CHILD_CLEARTID,
+    CLONE_FILES,
+    CLONE_FS,
+    CLONE_PARENT_SETTID,
+    CLONE_SETTLS,
+    CLONE_SIGHAND,
+    CLONE_SYSVSEM,
+    CLONE_THREAD,
+    CLONE_VM,
+)
+
+# What glibc's pthread_create passes to clone.
+PTHREAD_FLAGS = (
+    CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+)
+
+
+@pytest.fixture
+def k() -> forklab.Kernel:
+    return forklab.boot()
+
+
+@pytest.fixture
+def init(k: forklab.Kernel) -> forklab.TaskHandle:
+    return k.task(1)
