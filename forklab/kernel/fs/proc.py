@@ -46,14 +46,11 @@ class ProcFile(InodeOps):
     bits for global root, the other bits for everyone else, no capability overriding them.
     """
 
-    def __init__(self, task: Task | None, show: Reader | None, store: Writer | None, mode: ModeOf | None = None,
-                 live: bool = False) -> None:  # fmt: skip
+    def __init__(self, task: Task | None, show: Reader | None, store: Writer | None, mode: ModeOf | None = None) -> None:
         self.task = task
         self.show = show
         self.store = store
         self.mode = mode
-        # A live file shows the value at each read (fail-nth), not a snapshot taken at open.
-        self.live = live
 
     def permission(self, current: Task, inode: Inode, mask: int) -> None:
         if self.mode is None:
@@ -67,20 +64,17 @@ class ProcFile(InodeOps):
         if mask & ~mode & 7:
             raise KernelError(E.EACCES, f"sysctl {inode.name}: permission denied")
 
-    def open(self, k: Machine, current: Task, file: File) -> None:
-        text = b""
-        if self.show is not None and file.f_mode & 1:
-            ns = file.mnt.proc_ns if file.mnt is not None and file.mnt.proc_ns is not None else k.init_pid_ns
-            text = self.show(k, self.subject(current), ns).encode()
-        file.private = SnapshotText(text)
-
     def subject(self, current: Task) -> Task:
         return self.task if self.task is not None else current
 
     def read(self, k: Machine, current: Task, file: File, count: int) -> bytes:
-        if self.live and self.show is not None:
-            ns = file.mnt.proc_ns if file.mnt is not None and file.mnt.proc_ns is not None else k.init_pid_ns
-            file.private = SnapshotText(self.show(k, self.subject(current), ns).encode())
+        """Like seq_file and sysctl reads: the text is made afresh by a read at offset 0."""
+        if file.f_pos == 0 or not isinstance(file.private, SnapshotText):
+            text = b""
+            if self.show is not None:
+                ns = file.mnt.proc_ns if file.mnt is not None and file.mnt.proc_ns is not None else k.init_pid_ns
+                text = self.show(k, self.subject(current), ns).encode()
+            file.private = SnapshotText(text)
         text = file.private.text
         data = text[file.f_pos : file.f_pos + count]
         file.f_pos += len(data)
@@ -89,7 +83,7 @@ class ProcFile(InodeOps):
     def write(self, k: Machine, current: Task, file: File, data: bytes) -> int:
         if self.store is None:
             raise KernelError(E.EIO, "proc: this file cannot be written")
-        if file.f_pos != 0 and not self.live:
+        if file.f_pos != 0 and self.mode is None:
             raise KernelError(E.EINVAL, "proc: writes must start at offset 0")
         self.store(k, self.subject(current), data.decode(errors="replace"))
         file.f_pos += len(data)
@@ -121,8 +115,8 @@ class ProcDir(InodeOps):
 
 
 def proc_file(name: str, show: Reader | None, store: Writer | None = None, task: Task | None = None,
-              mode: int = 0o444, uid: int = 0, sysctl_mode: ModeOf | None = None, live: bool = False) -> Inode:  # fmt: skip
-    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode, live), uid=uid)
+              mode: int = 0o444, uid: int = 0, sysctl_mode: ModeOf | None = None) -> Inode:  # fmt: skip
+    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode), uid=uid)
 
 
 def proc_dir(name: str, entries: Callable[[Machine, Mount], dict[str, Inode]]) -> Inode:
@@ -234,8 +228,7 @@ def tid_dir(name: str, task: Task) -> Inode:
             "comm": proc_file("comm", lambda k, t, ns: t.comm + "\n", task=task),
             "children": proc_file("children", proc_task_children, task=task),
             "fail-nth": proc_file("fail-nth", lambda k, t, ns: read_fail_nth(t),
-                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task.cred.euid,
-                                  live=True),
+                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task.cred.euid),
         }  # fmt: skip
 
     return proc_dir(name, entries)

@@ -205,11 +205,12 @@ def do_madvise(k: Machine, current: Task, start: int, length: int, advice: int) 
         raise KernelError(E.EINVAL, "madvise: range wraps or leaves the address space")
     hole = False
     at = start
-    for vma in [v for v in list(mm.vmas) if v.vm_end > start and v.vm_start < end]:
-        if vma.vm_start > at:
+    for vma in [v for v in mm.vmas if v.vm_end > start and v.vm_start < end]:
+        low, high = max(start, vma.vm_start), min(end, vma.vm_end)
+        if low > at:
             hole = True
-        madvise_vma(k, current, mm, vma, max(start, vma.vm_start), min(end, vma.vm_end), advice)
-        at = vma.vm_end
+        madvise_vma(k, current, mm, vma, low, high, advice)
+        at = high
     if hole or at < end:
         raise KernelError(E.ENOMEM, "madvise: the range includes unmapped addresses")
 
