@@ -27,6 +27,7 @@ from forklab.kernel.mm.mm import (
     copy_to_user,
     mm_release,
     mmput,
+    vm_area_alloc,
 )
 from forklab.kernel.signal import SighandStruct, cleanup_sighand, flush_signal_handlers
 from forklab.kernel.task import (
@@ -159,8 +160,7 @@ def setup_new_exec(k: Machine, me: Task, mm: MmStruct, argv: tuple[str, ...], en
         (stack_start, stack_end, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_GROWSDOWN, "[stack]"),
     )
     for start, end, flags, name in layout:
-        k.kmem_cache_alloc(None, "vm_area_struct")
-        k.kmem_cache_alloc(None, "anon_vma_chain")
+        vm_area_alloc(k, None, anon=True)
         mm.insert_vma(Vma(start, end, flags, name))
     mm.exe_path = me.comm
     mm.rss_file = TEXT_PAGES

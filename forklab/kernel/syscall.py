@@ -86,6 +86,8 @@ def run_call(k: Machine, task: Task, pending: PendingCall, attempt: Callable[[],
         except KernelError as err:
             if err.errno not in (E.ERESTARTNOINTR, E.ERESTARTSYS):
                 exit_to_user_mode(k, task)
+                if not alive(task):
+                    raise TaskGone(pending.name) from None
                 raise
             handler_flags = exit_to_user_mode(k, task)
             if not alive(task):

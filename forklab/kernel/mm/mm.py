@@ -258,15 +258,8 @@ def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
     for vma in oldmm.vmas:
         if vma.vm_flags & VM_DONTCOPY:
             continue
-        k.kmem_cache_alloc(current, "vm_area_struct")
-        if vma.shmem is None:
-            # anon_vma_fork(): the child's chain links to the parent's anon_vma. If that
-            # fails, the copy is freed before it was ever linked into the new mm.
-            try:
-                k.kmem_cache_alloc(current, "anon_vma_chain")
-            except KernelError:
-                k.kmem_cache_free("vm_area_struct")
-                raise
+        # anon_vma_fork(): the child's chain links to the parent's anon_vma.
+        vm_area_alloc(k, current, anon=vma.shmem is None)
         copy = vma.copy()
         mm.vmas.append(copy)
         mm.starts.append(copy.vm_start)
@@ -310,14 +303,29 @@ def copy_mm(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     tsk.mm = tsk.active_mm = mm
 
 
+def vm_area_alloc(k: Machine, current: Task | None, anon: bool) -> None:
+    """A vm_area_struct and, for anonymous memory, its anon_vma_chain link; nothing if either fails."""
+    k.kmem_cache_alloc(current, "vm_area_struct")
+    if anon:
+        try:
+            k.kmem_cache_alloc(current, "anon_vma_chain")
+        except KernelError:
+            k.kmem_cache_free("vm_area_struct")
+            raise
+
+
+def vm_area_free(k: Machine, vma: Vma) -> None:
+    if vma.shmem is None:
+        k.kmem_cache_free("anon_vma_chain")
+    k.kmem_cache_free("vm_area_struct")
+
+
 def exit_mmap(k: Machine, mm: MmStruct) -> None:
     from forklab.kernel.futex import futex_hash_free
 
     futex_hash_free(k, mm)
     for vma in mm.vmas:
-        if vma.shmem is None:
-            k.kmem_cache_free("anon_vma_chain")
-        k.kmem_cache_free("vm_area_struct")
+        vm_area_free(k, vma)
     mm.vmas = []
     mm.starts = []
     mm.anon = Layer()

@@ -22,6 +22,8 @@ from forklab.kernel.mm.mm import (
     MmStruct,
     Shmem,
     Vma,
+    vm_area_alloc,
+    vm_area_free,
     vm_stat_account,
 )
 from forklab.kernel.mm.pages import PAGE_SHIFT, PAGE_SIZE, clear_range
@@ -103,9 +105,7 @@ def do_mmap(k: Machine, current: Task, addr: int, length: int, prot: int, flags:
     if shmem is None:
         clear_range(mm.anon, start >> PAGE_SHIFT, (start + length) >> PAGE_SHIFT)
     if not (shmem is None and merge_with_neighbours(k, mm, start, start + length, vm_flags, name)):
-        k.kmem_cache_alloc(current, "vm_area_struct")
-        if shmem is None:
-            k.kmem_cache_alloc(current, "anon_vma_chain")
+        vm_area_alloc(k, current, anon=shmem is None)
         mm.insert_vma(Vma(start, start + length, vm_flags, name, shmem))
     return start
 
@@ -128,7 +128,7 @@ def merge_with_neighbours(k: Machine, mm: MmStruct, start: int, end: int, flags:
             index = mm.vmas.index(after)
             mm.vmas.pop(index)
             del mm.starts[index]
-            free_vma(k, after)
+            vm_area_free(k, after)
     elif after is not None:
         after.vm_start = start
         mm.starts[mm.vmas.index(after)] = start
@@ -143,9 +143,7 @@ def split_vma(k: Machine, current: Task | None, mm: MmStruct, vma: Vma, addr: in
     """Split ``vma`` at ``addr``; returns the upper half (a new VMA)."""
     if mm.map_count >= DEFAULT_MAX_MAP_COUNT:
         raise KernelError(E.ENOMEM, "split_vma: max_map_count reached")
-    k.kmem_cache_alloc(current, "vm_area_struct")
-    if vma.shmem is None:
-        k.kmem_cache_alloc(current, "anon_vma_chain")
+    vm_area_alloc(k, current, anon=vma.shmem is None)
     upper = vma.copy()
     upper.vm_start = addr
     if vma.shmem is not None:
@@ -158,12 +156,6 @@ def split_vma(k: Machine, current: Task | None, mm: MmStruct, vma: Vma, addr: in
     mm.starts.insert(index + 1, addr)
     vm_stat_account(mm, upper.vm_flags, upper.pages())
     return upper
-
-
-def free_vma(k: Machine, vma: Vma) -> None:
-    if vma.shmem is None:
-        k.kmem_cache_free("anon_vma_chain")
-    k.kmem_cache_free("vm_area_struct")
 
 
 def do_munmap(k: Machine, current: Task | None, mm: MmStruct, start: int, length: int) -> None:
@@ -184,7 +176,7 @@ def do_munmap(k: Machine, current: Task | None, mm: MmStruct, start: int, length
         removed = mm.remove_vma_at(index)
         if removed.shmem is None:
             mm.rss_anon -= clear_range(mm.anon, removed.vm_start >> PAGE_SHIFT, removed.vm_end >> PAGE_SHIFT)
-        free_vma(k, removed)
+        vm_area_free(k, removed)
 
 
 def do_madvise(k: Machine, current: Task, start: int, length: int, advice: int) -> None:
@@ -247,14 +239,14 @@ def merge_adjacent(k: Machine, mm: MmStruct, vma: Vma) -> None:
             vma.vm_end = nxt.vm_end
             mm.vmas.pop(index + 1)
             del mm.starts[index + 1]
-            free_vma(k, nxt)
+            vm_area_free(k, nxt)
     if index > 0:
         prev = mm.vmas[index - 1]
         if prev.vm_end == vma.vm_start and vma.shmem is None and mergeable(prev, vma.vm_flags, vma.name):
             prev.vm_end = vma.vm_end
             mm.vmas.pop(index)
             del mm.starts[index]
-            free_vma(k, vma)
+            vm_area_free(k, vma)
 
 
 def maps_text(mm: MmStruct) -> str:
