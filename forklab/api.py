@@ -467,6 +467,16 @@ class TaskHandle:
         old = self._call("sigaction", lambda k, t: do_sigaction(k, t, sig, (handler, flags, mask)))
         return int(old[0])
 
+    def kill(self, pid: int, sig: int) -> None:
+        from forklab.kernel.signal import kill_something_info
+
+        self._call("kill", lambda k, t: kill_something_info(k, t, sig, pid))
+
+    def tgkill(self, tgid: int, tid: int, sig: int) -> None:
+        from forklab.kernel.signal import do_tkill
+
+        self._call("tgkill", lambda k, t: do_tkill(k, t, tgid, tid, sig))
+
     def sigprocmask(self, how: int, sigset: int) -> int:
         return self._call("sigprocmask", lambda k, t: sigprocmask(k, t, how, sigset))  # type: ignore[no-any-return]
 

@@ -235,14 +235,21 @@ def sig_handler_ignored(handler: int, sig: int) -> bool:
     return handler == S.SIG_IGN or (handler == S.SIG_DFL and sig_kernel_ignore(sig))
 
 
-def sig_ignored(t: Task, sig: int) -> bool:
-    """A signal that would be dropped when sent: ignored and not blocked (nor traced)."""
+def sig_ignored(t: Task, sig: int, force: bool) -> bool:
+    """A signal that would be dropped when sent: ignored and not blocked (nor traced).
+
+    An init ignores every signal it has no handler for, SIGKILL and SIGSTOP included, unless
+    the signal is ``force``d (kernel-made, or sent from an ancestor pid namespace); the global
+    init never takes SIGKILL or SIGSTOP.
+    """
     if (t.blocked | t.real_blocked) & S.sigmask(sig):
         return False
     if t.ptrace and sig != S.SIGKILL:
         return False
     handler = sig_handler(t, sig)
-    if t.signal.flags & SIGNAL_UNKILLABLE and handler == S.SIG_DFL and not sig_kernel_only(sig):
+    if sig_kernel_only(sig) and t.tgid == 1 and t.thread_pid is not None and t.thread_pid.level == 0:
+        return True
+    if t.signal.flags & SIGNAL_UNKILLABLE and handler == S.SIG_DFL and not (force and sig_kernel_only(sig)):
         return True
     return sig_handler_ignored(handler, sig)
 
@@ -310,8 +317,21 @@ def sigprocmask(k: Machine, current: Task, how: int, newset: int | None) -> int:
 
 
 def send_signal_locked(k: Machine, sig: int, info: SigInfo, t: Task, group: bool) -> None:
-    """__send_signal_locked(): queue ``sig`` for ``t`` (or its whole group) unless it is ignored."""
-    if not prepare_signal(k, sig, t):
+    """Queue ``sig`` for ``t`` (or its whole group) unless it is ignored.
+
+    The signal is forced past an init's immunity when the kernel made it, or when the sender
+    cannot see the target's pid namespace (an ancestor namespace killing a container's init).
+    """
+    from forklab.kernel.pid import pid_nr_ns
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+
+    sender = k.current
+    force = info.code == SI_KERNEL or (
+        sender is not None and sender.thread_pid is not None and not pid_nr_ns(sender.thread_pid, task_active_pid_ns(t))
+    )
+    if force and info.code != SI_KERNEL:
+        info.pid = 0
+    if not prepare_signal(k, sig, t, force):
         return
     pending = t.signal.shared_pending if group else t.pending
     bit = S.sigmask(sig)
@@ -326,7 +346,7 @@ def send_signal_locked(k: Machine, sig: int, info: SigInfo, t: Task, group: bool
     complete_signal(k, sig, t, group)
 
 
-def prepare_signal(k: Machine, sig: int, p: Task) -> bool:
+def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
     """Stop and continue signals cancel each other; an ignored signal is dropped."""
     signal = p.signal
     if signal.flags & SIGNAL_GROUP_EXIT:
@@ -346,7 +366,7 @@ def prepare_signal(k: Machine, sig: int, p: Task) -> bool:
             # The parent hears of it when a thread of the group next runs (get_signal).
             signal.flags = SIGNAL_STOP_CONTINUED | SIGNAL_CLD_CONTINUED
             signal.group_exit_code = 0
-    return not sig_ignored(p, sig)
+    return not sig_ignored(p, sig, force)
 
 
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
@@ -585,3 +605,116 @@ def wake_up_parent(k: Machine, p: Task, parent: Task) -> None:
     from forklab.kernel.wait import wake_up
 
     wake_up(k, parent.signal.wait_chldexit)
+
+
+# ---- kill(2), tgkill(2) ------------------------------------------------------------------------
+
+
+def kill_ok_by_cred(current: Task, t: Task) -> bool:
+    """The sender's uid or euid matches the target's uid or saved uid, or it has CAP_KILL over it."""
+    from forklab.kernel.cred import ns_capable
+    from forklab.uapi.capability import CAP_KILL
+
+    cred, tcred = current.cred, t.cred
+    if cred.user_ns is tcred.user_ns and (
+        cred.euid in (tcred.suid, tcred.uid) or cred.uid in (tcred.suid, tcred.uid)
+    ):
+        return True
+    return ns_capable(current, tcred.user_ns, CAP_KILL)
+
+
+def check_kill_permission(k: Machine, current: Task, sig: int, t: Task) -> None:
+    if not S.valid_signal(sig):
+        raise KernelError(E.EINVAL, f"kill: {sig} is not a signal")
+    # Within a thread group, and SIGCONT within a session, no permission is needed.
+    if t.signal is current.signal or kill_ok_by_cred(current, t):
+        return
+    if sig == S.SIGCONT and t.signal.pids[3] is current.signal.pids[3]:
+        return
+    raise KernelError(E.EPERM, "kill: no permission to signal that task")
+
+
+def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, code: int = SI_USER) -> None:
+    from forklab.kernel.pid import pid_nr_ns
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+    from forklab.kernel.user_namespace import from_kuid_munged
+
+    check_kill_permission(k, current, sig, t)
+    if sig:
+        info = SigInfo(sig, code, pid_nr_ns(current.group_leader.thread_pid, task_active_pid_ns(t)),
+                       from_kuid_munged(t.cred.user_ns, current.cred.uid))  # fmt: skip
+        send_signal_locked(k, sig, info, t, group=True)
+
+
+def kill_something_info(k: Machine, current: Task, sig: int, pid: int) -> None:
+    """kill(pid, sig): a process (> 0), the caller's group (0), everyone it may (-1), a group (< -1)."""
+    from forklab.kernel.invariants import all_tasks
+    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_TGID, find_pid_ns, pid_task, pid_tasks
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+
+    ns = task_active_pid_ns(current)
+    if pid > 0:
+        t = pid_task(find_pid_ns(pid, ns), PIDTYPE_TGID)
+        if t is None:
+            raise KernelError(E.ESRCH, f"kill: no process {pid}")
+        group_send_sig_info(k, current, sig, t)
+        return
+    if pid == -(1 << 31):
+        raise KernelError(E.ESRCH, "kill: pid INT_MIN")
+    if pid != -1:
+        group = current.signal.pids[PIDTYPE_PGID] if pid == 0 else find_pid_ns(-pid, ns)
+        members = pid_tasks(group, PIDTYPE_PGID) if group is not None else []
+        if not members:
+            raise KernelError(E.ESRCH, f"kill: no process group {-pid}")
+        errors = []
+        for t in members:
+            try:
+                group_send_sig_info(k, current, sig, t)
+            except KernelError as err:
+                errors.append(err)
+        if len(errors) == len(members):
+            raise errors[0]
+        return
+    # -1: every process the caller may signal in its namespace, but init and itself.
+    sent = 0
+    last: KernelError | None = None
+    for t in all_tasks(k):
+        if not t.pid or t.exit_signal < 0 or t.signal is current.signal:
+            continue
+        if task_active_pid_ns(t) is not ns and not _in_descendant_ns(t, ns):
+            continue
+        from forklab.kernel.pid import pid_nr_ns
+
+        if pid_nr_ns(t.thread_pid, ns) <= 1:
+            continue
+        try:
+            group_send_sig_info(k, current, sig, t)
+            sent += 1
+        except KernelError as err:
+            last = err
+    if not sent:
+        raise last or KernelError(E.ESRCH, "kill: no process to signal")
+
+
+def _in_descendant_ns(t: Task, ns: object) -> bool:
+    pid = t.thread_pid
+    return pid is not None and any(owner is ns for _, owner in pid.numbers)
+
+
+def do_tkill(k: Machine, current: Task, tgid: int, pid: int, sig: int) -> None:
+    """tgkill(tgid, tid, sig): one thread, which must belong to ``tgid`` (unless tgid <= 0, tkill)."""
+    from forklab.kernel.pid import PIDTYPE_PID, find_pid_ns, pid_nr_ns, pid_task
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+    from forklab.kernel.user_namespace import from_kuid_munged
+
+    if pid <= 0 or tgid == 0:
+        raise KernelError(E.EINVAL, "tgkill: the thread id must be positive")
+    ns = task_active_pid_ns(current)
+    t = pid_task(find_pid_ns(pid, ns), PIDTYPE_PID)
+    if t is None or (tgid > 0 and pid_nr_ns(t.group_leader.thread_pid, ns) != tgid):
+        raise KernelError(E.ESRCH, f"tgkill: no thread {pid} in process {tgid}")
+    check_kill_permission(k, current, sig, t)
+    if sig:
+        info = SigInfo(sig, SI_TKILL, pid_nr_ns(current.group_leader.thread_pid, ns),
+                       from_kuid_munged(t.cred.user_ns, current.cred.uid))  # fmt: skip
+        send_signal_locked(k, sig, info, t, group=False)

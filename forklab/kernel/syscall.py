@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from forklab.kernel.errors import KernelError
 from forklab.kernel.sched.core import charge, deactivate_task
-from forklab.kernel.task import TASK_DEAD, TASK_RUNNING, Task
+from forklab.kernel.task import PF_EXITING, TASK_DEAD, TASK_RUNNING, Task
 from forklab.kernel.wait import WaitQueue, WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi.signal import SA_RESTART
@@ -59,6 +59,11 @@ def alive(task: Task) -> bool:
     return not task.exit_state and task.state != TASK_DEAD
 
 
+def returning(task: Task) -> bool:
+    """Will the call's result reach user space: the task is neither dead nor on its way out."""
+    return alive(task) and not task.flags & PF_EXITING
+
+
 def invoke(k: Machine, task: Task, name: str, call: Callable[[], Any]) -> Any:
     """Run one system call for ``task``: its result, or a PendingCall if it sleeps.
 
@@ -86,11 +91,11 @@ def run_call(k: Machine, task: Task, pending: PendingCall, attempt: Callable[[],
         except KernelError as err:
             if err.errno not in (E.ERESTARTNOINTR, E.ERESTARTSYS):
                 exit_to_user_mode(k, task)
-                if not alive(task):
+                if not returning(task):
                     raise TaskGone(pending.name) from None
                 raise
             handler_flags = exit_to_user_mode(k, task)
-            if not alive(task):
+            if not returning(task):
                 raise TaskGone(pending.name) from None
             if task.state != TASK_RUNNING:
                 # Stopped by the signal: the call restarts once the task is continued.
@@ -99,10 +104,10 @@ def run_call(k: Machine, task: Task, pending: PendingCall, attempt: Callable[[],
                 raise KernelError(E.EINTR, f"{pending.name}: interrupted by a signal handler") from None
             attempt = pending.restart
             continue
-        if not alive(task):
+        if not returning(task):
             raise TaskGone(pending.name)
         exit_to_user_mode(k, task)
-        if not alive(task):
+        if not returning(task):
             raise TaskGone(pending.name)
         return result
 
@@ -194,7 +199,12 @@ def exit_to_user_mode(k: Machine, task: Task) -> int | None:
 
     first: int | None = None
     while alive(task) and task.state == TASK_RUNNING:
-        handled = get_signal(k, task)
+        try:
+            handled = get_signal(k, task)
+        except WouldBlock as block:
+            # A fatal signal, and the exit it caused has to wait (a pid namespace's init).
+            sleep(k, task, PendingCall("exit", block.retry), block)
+            break
         if handled is None:
             break
         if first is None:

@@ -19,7 +19,7 @@ from forklab.kernel.fs import pipe
 from forklab.kernel.fs.namespace import do_mount
 from forklab.kernel.mm import mmap
 from forklab.kernel.mm.mm import copy_from_user, copy_to_user, get_user_u64, put_user_u32
-from forklab.kernel.signal import do_sigaction, sigprocmask
+from forklab.kernel.signal import do_sigaction, do_tkill, kill_something_info, sigprocmask
 from forklab.uapi import errno as E
 
 if TYPE_CHECKING:
@@ -223,4 +223,6 @@ SYSCALLS: dict[str, Syscall] = {
     "munmap": _munmap,
     "madvise": lambda k, c, addr, length, advice: mmap.do_madvise(k, c, addr, length, advice) or 0,
     "mount": _mount,
+    "kill": lambda k, c, pid, sig: kill_something_info(k, c, to_int32(sig), to_int32(pid)) or 0,
+    "tgkill": lambda k, c, tgid, tid, sig: do_tkill(k, c, to_int32(tgid), to_int32(tid), to_int32(sig)) or 0,
 }

@@ -1,0 +1,215 @@
+"""Random sequences of fork, clone, clone3, vfork, exec, exit, wait, unshare, kill and injected
+faults, with the model's invariants checked after every step; at the end everything is
+killed and reaped, and every count must be back where boot left it."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+import forklab
+from forklab import (
+    CLONE_CHILD_CLEARTID,
+    CLONE_CHILD_SETTID,
+    CLONE_FILES,
+    CLONE_FS,
+    CLONE_IO,
+    CLONE_NEWIPC,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    CLONE_PARENT,
+    CLONE_PARENT_SETTID,
+    CLONE_PIDFD,
+    CLONE_SETTLS,
+    CLONE_SIGHAND,
+    CLONE_SYSVSEM,
+    CLONE_THREAD,
+    CLONE_VFORK,
+    CLONE_VM,
+    O_RDWR,
+    SIGCHLD,
+    SIGKILL,
+    SIGUSR1,
+    WNOHANG,
+    __WALL,
+    __WCLONE,
+)
+from forklab.kernel.signal import send_sig
+from forklab.kernel.syscall import run_woken
+
+FLAG_BITS = [
+    CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_THREAD, CLONE_SYSVSEM, CLONE_SETTLS,
+    CLONE_PARENT_SETTID, CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID, CLONE_PARENT, CLONE_VFORK, CLONE_IO,
+    CLONE_NEWPID, CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_PIDFD,
+]  # fmt: skip
+
+# What the rules may leave in init itself and a real init would keep too: its own mappings,
+# its SysV undo list and private futex hash. check() covers them all along.
+INIT_OWNED = {"slab:vm_area_struct", "slab:anon_vma_chain", "slab:sem_undo_list", "slab:futex_private_hash"}
+
+# Names starting with two underscores would be mangled inside the class body.
+WALL, WCLONE = __WALL, __WCLONE
+WAIT_OPTIONS = [WNOHANG, WNOHANG | WALL, WNOHANG | WCLONE, 0, WALL]
+
+flag_words = st.lists(st.sampled_from(FLAG_BITS), max_size=6).map(lambda bits: sum(set(bits)))
+
+
+class Lifecycle(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = forklab.boot(trace=False)
+        self.base = self.k.counts()
+        init = self.k.task(1)
+        self.scratch = init.mmap(1 << 20)  # stacks and tid words, inherited by every fork
+
+    def ready(self) -> list[forklab.TaskHandle]:
+        return [
+            t for t in self.k.tasks()
+            if t.alive and t.state == "R" and t.task_struct.pending_call is None
+            and not t.task_struct.flags & 0x00200000 and t.task_struct.mm is not None
+        ]  # fmt: skip
+
+    def pick(self, data: st.DataObject, include_init: bool = True) -> forklab.TaskHandle | None:
+        tasks = [t for t in self.ready() if include_init or t.pid != 1]
+        return data.draw(st.sampled_from(tasks)) if tasks else None
+
+    @rule(data=st.data())
+    def fork(self, data: st.DataObject) -> None:
+        task = self.pick(data)
+        if task is not None:
+            try:
+                task.fork()
+            except OSError:
+                pass
+
+    @rule(data=st.data(), flags=flag_words, exit_signal=st.sampled_from([0, SIGCHLD, SIGUSR1]))
+    def clone(self, data: st.DataObject, flags: int, exit_signal: int) -> None:
+        task = self.pick(data)
+        if task is None or task.task_struct.mm is None:
+            return
+        word = self.scratch + 4096 * data.draw(st.integers(0, 15))
+        stack = self.scratch + (1 << 19) if flags & CLONE_VM else 0
+        try:
+            if data.draw(st.booleans()):
+                task.clone(flags | exit_signal, stack=stack, parent_tid=word, child_tid=word, tls=stack)
+            else:
+                task.clone3(flags=flags, pidfd=word, child_tid=word, parent_tid=word + 8,
+                            exit_signal=0 if flags & (CLONE_THREAD | CLONE_PARENT) else exit_signal,
+                            stack=stack and stack - 65536, stack_size=65536 if stack else 0, tls=stack)  # fmt: skip
+        except OSError:
+            pass
+
+    @rule(data=st.data())
+    def vfork(self, data: st.DataObject) -> None:
+        task = self.pick(data)
+        if task is not None:
+            try:
+                task.vfork()
+            except OSError:
+                pass
+
+    @rule(data=st.data())
+    def execve(self, data: st.DataObject) -> None:
+        task = self.pick(data, include_init=False)
+        if task is not None:
+            try:
+                task.execve(data.draw(st.sampled_from(["/bin/sh", "/bin/ls", "/nope", "/tmp"])))
+            except OSError:
+                pass
+
+    @rule(data=st.data(), code=st.integers(0, 255), group=st.booleans())
+    def exit(self, data: st.DataObject, code: int, group: bool) -> None:
+        task = self.pick(data, include_init=False)
+        if task is not None:
+            (task.exit_group if group else task.exit)(code)
+
+    @rule(data=st.data(), options=st.sampled_from(WAIT_OPTIONS))
+    def wait(self, data: st.DataObject, options: int) -> None:
+        task = self.pick(data)
+        if task is not None:
+            try:
+                task.wait4(-1, options)
+            except OSError:
+                pass
+
+    @rule(data=st.data(), flags=flag_words)
+    def unshare(self, data: st.DataObject, flags: int) -> None:
+        task = self.pick(data, include_init=False)
+        if task is not None:
+            try:
+                task.unshare(flags)
+            except OSError:
+                pass
+
+    @rule(data=st.data(), sig=st.sampled_from([SIGKILL, SIGUSR1, SIGCHLD]))
+    def kill(self, data: st.DataObject, sig: int) -> None:
+        sender = self.pick(data)
+        targets = [t for t in self.k.tasks() if t.alive and t.pid != 1]
+        if sender is not None and targets:
+            target = data.draw(st.sampled_from(targets))
+            try:
+                sender.kill(target.pid_in(sender) or 999999, sig)
+            except OSError:
+                pass
+
+    @rule(data=st.data(), uid=st.sampled_from([0, 1000]), nproc=st.integers(1, 8))
+    def drop_privileges(self, data: st.DataObject, uid: int, nproc: int) -> None:
+        task = self.pick(data, include_init=False)
+        if task is not None:
+            try:
+                task.setrlimit(forklab.RLIMIT_NPROC, (nproc, nproc))
+                task.setresuid(uid, uid, uid)
+            except OSError:
+                pass
+
+    @rule(data=st.data(), nth=st.integers(1, 30))
+    def injected_fault(self, data: st.DataObject, nth: int) -> None:
+        task = self.pick(data)
+        if task is None:
+            return
+        try:
+            fd = task.open("/proc/thread-self/fail-nth", O_RDWR)
+            task.write(fd, str(nth))
+            task.fork()
+        except OSError:
+            pass
+        finally:
+            if task.alive and task.state == "R" and task.task_struct.pending_call is None:
+                task.task_struct.fail_nth = 0
+
+    @invariant()
+    def consistent(self) -> None:
+        self.k.check()
+
+    def teardown(self) -> None:
+        """Kill everything but init, let init reap it all: every count is back at its boot value."""
+        machine = self.k.machine
+        init = self.k.task(1)
+        for handle in self.k.tasks():
+            if handle.pid > 2 and handle.alive:
+                send_sig(machine, SIGKILL, handle.task_struct)
+        run_woken(machine)
+        init.task_struct.fail_nth = 0
+        files = init.task_struct.files
+        assert files is not None
+        for fd in [fd for fd in files.fd if fd > 2]:
+            init.close(fd)  # pidfds hold their pid: close them as an exiting init would
+        while True:
+            try:
+                pid, _ = init.wait4(-1, WALL | WNOHANG)  # type: ignore[misc]
+            except OSError:
+                break
+            assert pid, "a child of init is still alive after SIGKILL"
+        self.k.check()
+        after = self.k.counts()
+        changed = {key for key in after.keys() | self.base.keys() if after.get(key) != self.base.get(key)}
+        assert changed <= INIT_OWNED, {key: (self.base.get(key), after.get(key)) for key in changed}
+
+
+Lifecycle.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_lifecycle = Lifecycle.TestCase
