@@ -20,7 +20,19 @@ from forklab.api import (
     boot,
 )
 from forklab.uapi import *  # noqa: F403
-from forklab.uapi.signal import SIG_DFL, SIG_IGN, _NSIG  # noqa: F401
+from forklab.uapi.signal import _NSIG, SIG_DFL, SIG_IGN  # noqa: F401
 from forklab.uapi.wait import __WALL, __WCLONE, __WNOTHREAD  # noqa: F401
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Kernel",
+    "KernelPanic",
+    "Pending",
+    "SyscallError",
+    "TaskBlocked",
+    "TaskGoneError",
+    "TaskHandle",
+    "boot",
+    *[name for name in dir() if name.isupper() or name.startswith(("__W", "_NSIG"))],
+]

@@ -78,7 +78,11 @@ class Pending:
     def __repr__(self) -> str:
         if not self.done:
             return f"<Pending {self._call.name}: asleep>"
-        return f"<Pending {self._call.name}: {self.result()!r}>" if not self._call.errno else f"<Pending {self._call.name}: errno {self._call.errno}>"
+        return (
+            f"<Pending {self._call.name}: {self.result()!r}>"
+            if not self._call.errno
+            else f"<Pending {self._call.name}: errno {self._call.errno}>"
+        )
 
     @property
     def done(self) -> bool:
@@ -229,7 +233,11 @@ class TaskHandle:
             text = proc_pid_status(k, self._task, task_active_pid_ns(viewer))
         finally:
             k.current = saved
-        return dict(line.split(":\t", 1) if ":\t" in line else (line.rstrip(":"), "") for line in text.splitlines())
+        fields: dict[str, str] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(":\t")
+            fields[name] = value
+        return fields
 
     def regs(self) -> dict[str, int]:
         """The user-mode registers the task will return to user space with (fs_base included)."""
@@ -265,7 +273,9 @@ class TaskHandle:
             what = task.pending_call.name if task.pending_call is not None else "stopped"
             raise TaskBlocked(f"{task.comm} (pid {task.pid}) is asleep in the kernel ({what})")
 
-    def _call(self, name: str, body: Callable[[Machine, Task], Any], convert: Callable[[Any], Any] = lambda v: v) -> Any:
+    def _call(
+        self, name: str, body: Callable[[Machine, Task], Any], convert: Callable[[Any], Any] = lambda v: v
+    ) -> Any:
         self._ready()
         k, task = self._k, self._task
         try:
@@ -290,7 +300,7 @@ class TaskHandle:
         try:
             return self._call(name, lambda k, t: entry(k, t, *args))  # type: ignore[no-any-return]
         except SyscallError as err:
-            return -int(err.errno)
+            return -(err.errno or E.EIO)
 
     # ---- process creation ---------------------------------------------------------------------
 
@@ -487,8 +497,8 @@ class TaskHandle:
 
     def uname(self) -> tuple[str, str, str, str, str]:
         """(sysname, nodename, release, version, machine), shaped like os.uname()."""
-        fields = self._call("uname", sys.sys_uname)
-        return tuple(fields[:5])  # type: ignore[return-value]
+        sysname, nodename, release, version, machine, _ = self._call("uname", sys.sys_uname)
+        return sysname, nodename, release, version, machine
 
     # ---- memory -----------------------------------------------------------------------------------
 

@@ -61,14 +61,14 @@ from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGKILL
 from forklab.uapi.wait import (
+    __WALL,
+    __WCLONE,
+    __WNOTHREAD,
     WCONTINUED,
     WEXITED,
     WNOHANG,
     WNOWAIT,
     WUNTRACED,
-    __WALL,
-    __WCLONE,
-    __WNOTHREAD,
 )
 
 if TYPE_CHECKING:
@@ -251,10 +251,10 @@ def reparent_leader(k: Machine, father: Task, p: Task, dead: list[Task]) -> None
     if p.exit_state == EXIT_DEAD:
         return
     p.exit_signal = SIGCHLD
-    if not p.ptrace and p.exit_state == EXIT_ZOMBIE and thread_group_empty(p):
-        if do_notify_parent(k, p, p.exit_signal):
-            p.exit_state = EXIT_DEAD
-            dead.append(p)
+    zombie = not p.ptrace and p.exit_state == EXIT_ZOMBIE and thread_group_empty(p)
+    if zombie and do_notify_parent(k, p, p.exit_signal):
+        p.exit_state = EXIT_DEAD
+        dead.append(p)
 
 
 def thread_group_empty(p: Task) -> bool:

@@ -49,7 +49,7 @@ from forklab.kernel.ptrace import (
     ptrace_event_pid,
     ptrace_init_task,
 )
-from forklab.kernel.sched.core import SchedEntity, sched_cgroup_fork, sched_fork, wake_up_new_task
+from forklab.kernel.sched.core import sched_cgroup_fork, sched_fork, wake_up_new_task
 from forklab.kernel.signal import (
     SIGNAL_UNKILLABLE,
     SigPending,
@@ -86,9 +86,9 @@ from forklab.uapi.sched import (
     CLONE_ARGS_FIELDS,
     CLONE_ARGS_SIZE_VER0,
     CLONE_ARGS_SIZE_VER2,
-    CLONE_CLEAR_SIGHAND,
     CLONE_CHILD_CLEARTID,
     CLONE_CHILD_SETTID,
+    CLONE_CLEAR_SIGHAND,
     CLONE_DETACHED,
     CLONE_FILES,
     CLONE_FS,
@@ -477,14 +477,14 @@ def kthread_fn_name(args: KernelCloneArgs) -> str | None:
 # ---- copy_process ------------------------------------------------------------------------------
 
 
-def copy_process(
-    k: Machine, current: Task, pid: object, trace: int, args: KernelCloneArgs
-) -> Task:
+def copy_process(k: Machine, current: Task, pid: object, trace: int, args: KernelCloneArgs) -> Task:
     """Create the new task, not yet running; raise KernelError after undoing what was done."""
     clone_flags = args.flags
     # A. Flag combinations that make no sense. Nothing to undo yet.
     if clone_flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS:
-        raise KernelError(E.EINVAL, "copy_process: CLONE_NEWNS with CLONE_FS (root and cwd would cross mount namespaces)")
+        raise KernelError(
+            E.EINVAL, "copy_process: CLONE_NEWNS with CLONE_FS (root and cwd would cross mount namespaces)"
+        )
     if clone_flags & (CLONE_NEWUSER | CLONE_FS) == CLONE_NEWUSER | CLONE_FS:
         raise KernelError(E.EINVAL, "copy_process: CLONE_NEWUSER with CLONE_FS")
     if clone_flags & CLONE_THREAD and not clone_flags & CLONE_SIGHAND:
@@ -492,13 +492,17 @@ def copy_process(
     if clone_flags & CLONE_SIGHAND and not clone_flags & CLONE_VM:
         raise KernelError(E.EINVAL, "copy_process: CLONE_SIGHAND requires CLONE_VM")
     if clone_flags & CLONE_PARENT and current.signal.flags & SIGNAL_UNKILLABLE:
-        raise KernelError(E.EINVAL, "copy_process: CLONE_PARENT from an init (SIGNAL_UNKILLABLE) would make a sibling of init")
+        raise KernelError(
+            E.EINVAL, "copy_process: CLONE_PARENT from an init (SIGNAL_UNKILLABLE) would make a sibling of init"
+        )
     if clone_flags & CLONE_THREAD:
         if clone_flags & (CLONE_NEWUSER | CLONE_NEWPID):
             raise KernelError(E.EINVAL, "copy_process: CLONE_THREAD with CLONE_NEWUSER or CLONE_NEWPID")
         assert current.nsproxy is not None
         if task_active_pid_ns(current) is not current.nsproxy.pid_ns_for_children:
-            raise KernelError(E.EINVAL, "copy_process: CLONE_THREAD after unshare(CLONE_NEWPID) or setns to a pid namespace")
+            raise KernelError(
+                E.EINVAL, "copy_process: CLONE_THREAD after unshare(CLONE_NEWPID) or setns to a pid namespace"
+            )
     if clone_flags & CLONE_PIDFD:
         if clone_flags & CLONE_DETACHED:
             raise KernelError(E.EINVAL, "copy_process: CLONE_PIDFD with CLONE_DETACHED")
@@ -686,8 +690,8 @@ def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
 
 def pidfd_prepare(k: Machine, current: Task, pid: Pid, flags: int) -> tuple[int, File]:
     """Reserve an O_CLOEXEC fd and a pidfs file for ``pid``; installed only once the task is live."""
-    from forklab.kernel.pidfd import pidfd_file_create
     from forklab.kernel.fs.file import get_unused_fd_flags
+    from forklab.kernel.pidfd import pidfd_file_create
     from forklab.uapi.fcntl import O_CLOEXEC
 
     fd = get_unused_fd_flags(k, current, O_CLOEXEC)
@@ -770,7 +774,9 @@ def sys_vfork(k: Machine, current: Task) -> int:
     return kernel_clone(k, current, KernelCloneArgs(CLONE_VFORK | CLONE_VM, SIGCHLD))
 
 
-def sys_clone(k: Machine, current: Task, clone_flags: int, newsp: int, parent_tidptr: int, child_tidptr: int, tls: int) -> int:
+def sys_clone(
+    k: Machine, current: Task, clone_flags: int, newsp: int, parent_tidptr: int, child_tidptr: int, tls: int
+) -> int:
     """x86-64 argument order. Only the low 32 bits count; the low byte is the exit signal, unchecked."""
     low = clone_flags & CLONE_LEGACY_FLAGS
     args = KernelCloneArgs(
@@ -785,7 +791,9 @@ def sys_clone(k: Machine, current: Task, clone_flags: int, newsp: int, parent_ti
     return kernel_clone(k, current, args)
 
 
-def clone_args_from_fields(k: Machine, current: Task, fields: dict[str, int], usize: int, read_set_tid: Callable[[int, int], tuple[int, ...]]) -> KernelCloneArgs:
+def clone_args_from_fields(
+    k: Machine, current: Task, fields: dict[str, int], usize: int, read_set_tid: Callable[[int, int], tuple[int, ...]]
+) -> KernelCloneArgs:
     """The checks of copy_clone_args_from_user() after the struct was read, in the kernel's order."""
     set_tid_size = fields["set_tid_size"]
     if set_tid_size > MAX_PID_NS_LEVEL:
@@ -841,7 +849,10 @@ def clone3_args_valid(k: Machine, kargs: KernelCloneArgs) -> None:
     """clone3's own refusals: unknown or legacy-only flags, contradictions, a bad stack."""
     flags = kargs.flags
     if flags & ~(CLONE_LEGACY_FLAGS | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP):
-        raise KernelError(E.EINVAL, f"clone3: unknown flags {flags & ~(CLONE_LEGACY_FLAGS | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP):#x}")
+        raise KernelError(
+            E.EINVAL,
+            f"clone3: unknown flags {flags & ~(CLONE_LEGACY_FLAGS | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP):#x}",
+        )
     reusable = CSIGNAL & ~CLONE_NEWTIME if k.has(Behaviour.CLONE3_NEWTIME) else CSIGNAL
     if flags & (CLONE_DETACHED | reusable):
         raise KernelError(E.EINVAL, "clone3: CLONE_DETACHED and the exit-signal byte are not flags in clone3")
@@ -877,7 +888,9 @@ def clone3_from_values(k: Machine, current: Task, values: dict[str, int], set_ti
     return kernel_clone(k, current, kargs)
 
 
-def kernel_thread(k: Machine, current: Task, fn: Callable[..., object], arg: object, name: str | None, flags: int) -> int:
+def kernel_thread(
+    k: Machine, current: Task, fn: Callable[..., object], arg: object, name: str | None, flags: int
+) -> int:
     """A kernel thread: no user memory, never traced, running ``fn`` from ret_from_fork."""
     low = flags & CLONE_LEGACY_FLAGS
     args = KernelCloneArgs(

@@ -18,6 +18,7 @@ from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
+    from forklab.kernel.ucount import Ucounts
 
 
 def all_tasks(k: Machine) -> list[Task]:
@@ -112,45 +113,43 @@ def check_pids(k: Machine, tasks: list[Task], problems: list[str]) -> None:
                 problems.append(f"{ns}: pid {nr} is reserved but never published")
 
 
+# Each shared structure: the task fields that reference it, and the count it keeps.
+SHARED: dict[str, tuple[tuple[str, ...], str]] = {
+    "files": (("files",), "count"),
+    "fs": (("fs",), "users"),
+    "sighand": (("sighand",), "count"),
+    "mm": (("mm",), "mm_users"),
+    "nsproxy": (("nsproxy",), "count"),
+    "cred": (("cred", "real_cred"), "usage"),
+}
+
+
 def check_counts(k: Machine, tasks: list[Task], problems: list[str]) -> None:
     """Recount the references of every shared structure and every slab cache."""
-    refs: dict[str, Counter[int]] = {name: Counter() for name in ("files", "fs", "sighand", "mm", "nsproxy", "cred")}
-    objects: dict[str, dict[int, object]] = {name: {} for name in refs}
+    refs: dict[str, Counter[int]] = {name: Counter() for name in SHARED}
+    objects: dict[str, dict[int, object]] = {name: {} for name in SHARED}
     nproc: Counter[int] = Counter()
     ucount_entries = {id(u): u for u in k.ucounts.entries.values()}
     for t in tasks:
-        for name, obj, weight in (
-            ("files", t.files, 1),
-            ("fs", t.fs, 1),
-            ("sighand", t.sighand, 1),
-            ("mm", t.mm, 1),
-            ("nsproxy", t.nsproxy, 1),
-            ("cred", t.cred, 1),
-            ("cred", t.real_cred, 1),
-        ):
-            if obj is not None:
-                refs[name][id(obj)] += weight
-                objects[name][id(obj)] = obj
+        for name, (fields, _) in SHARED.items():
+            for field in fields:
+                shared = getattr(t, field)
+                if shared is not None:
+                    refs[name][id(shared)] += 1
+                    objects[name][id(shared)] = shared
         # Every task made by copy_process is charged, idle tasks included; init_task is not.
         if t is not k.init_task and t.exit_state != EXIT_DEAD:
-            entry = t.real_cred.ucounts
+            entry: Ucounts | None = t.real_cred.ucounts
             while entry is not None:
                 nproc[id(entry)] += 1
                 entry = entry.ns.ucounts
-    stored = {
-        "files": lambda o: o.count,
-        "fs": lambda o: o.users,
-        "sighand": lambda o: o.count,
-        "mm": lambda o: o.mm_users,
-        "nsproxy": lambda o: o.count,
-        "cred": lambda o: o.usage,
-    }
     for name, counter in refs.items():
+        count_field = SHARED[name][1]
         for key, expected in counter.items():
-            obj = objects[name][key]
-            actual = stored[name](obj)
+            shared = objects[name][key]
+            actual = getattr(shared, count_field)
             if actual != expected:
-                problems.append(f"{name} {obj!r}: count {actual}, but {expected} references found")
+                problems.append(f"{name} {shared!r}: count {actual}, but {expected} references found")
     for key, entry in ucount_entries.items():
         if entry.rlimit[UCOUNT_RLIMIT_NPROC] != nproc.get(key, 0):
             problems.append(

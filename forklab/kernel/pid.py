@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from forklab.kernel.errors import KernelError
 from forklab.kernel.pid_namespace import (
     PIDNS_ADDING,
-    checkpoint_or_admin,
     RESERVED_PIDS,
     PidNamespace,
+    checkpoint_or_admin,
     get_pid_ns,
     pid_max_of,
     put_pid_ns,
@@ -219,8 +219,8 @@ def pid_tasks(pid: Pid, kind: int) -> list[Task]:
     if entry is None:
         return []
     if kind <= PIDTYPE_TGID:
-        return [entry]  # type: ignore[list-item]
-    return list(entry)  # type: ignore[call-overload]
+        return [cast("Task", entry)]
+    return list(cast("dict[Task, None]", entry))
 
 
 def pid_nr_ns(pid: Pid | None, ns: PidNamespace) -> int:

@@ -42,6 +42,18 @@ class PidNamespace:
         "user_ns",
     )
 
+    parent: PidNamespace | None
+    level: int
+    user_ns: UserNamespace
+    inum: int
+    count: int
+    idr: dict[int, Pid | None]
+    idr_next: int
+    pid_allocated: int
+    child_reaper: Task | None
+    pid_max: int
+    ucounts: Ucounts | None
+
     def __init__(self, parent: PidNamespace | None, user_ns: UserNamespace, inum: int, pid_max: int) -> None:
         self.parent = parent
         self.level = 0 if parent is None else parent.level + 1
@@ -49,12 +61,12 @@ class PidNamespace:
         self.inum = inum
         self.count = 1
         # nr -> struct pid; None while a number is reserved but not yet published.
-        self.idr: dict[int, Pid | None] = {}
+        self.idr = {}
         self.idr_next = 0
         self.pid_allocated = PIDNS_ADDING
-        self.child_reaper: Task | None = None
+        self.child_reaper = None
         self.pid_max = pid_max
-        self.ucounts: Ucounts | None = None
+        self.ucounts = None
 
     def __repr__(self) -> str:
         return f"<pid_ns level={self.level} inum={self.inum}>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
-from forklab.kernel.task import TASK_INTERRUPTIBLE, TASK_WAKEKILL, __TASK_STOPPED, __TASK_TRACED
+from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, TASK_INTERRUPTIBLE, TASK_WAKEKILL
 from forklab.kernel.wait import WaitQueue
 from forklab.uapi import errno as E
 from forklab.uapi import signal as S
@@ -264,9 +264,7 @@ JOBCTL_PENDING_MASK = JOBCTL_STOP_PENDING | JOBCTL_TRAP_STOP
 # ---- sigaction / sigprocmask -------------------------------------------------------------
 
 
-def do_sigaction(
-    k: Machine, current: Task, sig: int, act: SigAction | None
-) -> SigAction:
+def do_sigaction(k: Machine, current: Task, sig: int, act: SigAction | None) -> SigAction:
     """Install ``act`` (None only reads); returns the old action."""
     if not S.valid_signal(sig) or sig < 1 or (act is not None and sig_kernel_only(sig)):
         raise KernelError(E.EINVAL, f"do_sigaction: signal {sig} cannot be given a handler")
@@ -371,7 +369,7 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
 
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
     """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal."""
-    from forklab.kernel.task import PF_EXITING, __TASK_STOPPED, __TASK_TRACED
+    from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, PF_EXITING
 
     if p.blocked & S.sigmask(sig) or p.flags & PF_EXITING:
         return False
@@ -616,9 +614,7 @@ def kill_ok_by_cred(current: Task, t: Task) -> bool:
     from forklab.uapi.capability import CAP_KILL
 
     cred, tcred = current.cred, t.cred
-    if cred.user_ns is tcred.user_ns and (
-        cred.euid in (tcred.suid, tcred.uid) or cred.uid in (tcred.suid, tcred.uid)
-    ):
+    if cred.user_ns is tcred.user_ns and (cred.euid in (tcred.suid, tcred.uid) or cred.uid in (tcred.suid, tcred.uid)):
         return True
     return ns_capable(current, tcred.user_ns, CAP_KILL)
 

@@ -215,7 +215,9 @@ def sys_setgroups(k: Machine, current: Task, groups: list[int]) -> None:
         raise KernelError(E.EINVAL, "setgroups: more than NGROUPS_MAX groups")
     ns = current.cred.user_ns
     if not (ns_capable(current, ns, CAP_SETGID) and userns_may_setgroups(ns)):
-        raise KernelError(E.EPERM, "setgroups: needs CAP_SETGID and, in a user namespace, a gid_map with setgroups allowed")
+        raise KernelError(
+            E.EPERM, "setgroups: needs CAP_SETGID and, in a user namespace, a gid_map with setgroups allowed"
+        )
     kgids = []
     for gid in groups:
         kgid = make_kgid(ns, gid & 0xFFFFFFFF)
@@ -230,9 +232,7 @@ def sys_setgroups(k: Machine, current: Task, groups: list[int]) -> None:
 # ---- rlimits --------------------------------------------------------------------------------
 
 
-def do_prlimit(
-    k: Machine, current: Task, tsk: Task, resource: int, new: tuple[int, int] | None
-) -> tuple[int, int]:
+def do_prlimit(k: Machine, current: Task, tsk: Task, resource: int, new: tuple[int, int] | None) -> tuple[int, int]:
     """Read and optionally set one limit; raising a hard limit needs CAP_SYS_RESOURCE (init namespace)."""
     if not 0 <= resource < RLIM_NLIMITS:
         raise KernelError(E.EINVAL, f"prlimit: resource {resource} does not exist")

@@ -183,6 +183,17 @@ def to_int32(value: int) -> int:
 
 Syscall = Callable[..., int]
 
+
+def zero(fn: Callable[..., None]) -> Syscall:
+    """A kernel function that returns nothing, as a system call that returns 0."""
+
+    def call(*args: int) -> int:
+        fn(*args)
+        return 0
+
+    return call
+
+
 SYSCALLS: dict[str, Syscall] = {
     "fork": fork.sys_fork,
     "vfork": fork.sys_vfork,
@@ -199,20 +210,20 @@ SYSCALLS: dict[str, Syscall] = {
     "geteuid": sys.sys_geteuid,
     "getgid": sys.sys_getgid,
     "getegid": sys.sys_getegid,
-    "setresuid": lambda k, c, r, e, s: sys.sys_setresuid(k, c, r, e, s) or 0,
-    "setresgid": lambda k, c, r, e, s: sys.sys_setresgid(k, c, r, e, s) or 0,
+    "setresuid": zero(sys.sys_setresuid),
+    "setresgid": zero(sys.sys_setresgid),
     "setgroups": _setgroups,
     "prlimit64": _prlimit64,
-    "unshare": lambda k, c, flags: fork.ksys_unshare(k, c, flags) or 0,
+    "unshare": zero(fork.ksys_unshare),
     "open": lambda k, c, path, flags, mode=0: fsopen.do_sys_open(k, c, strncpy_from_user(c, path), flags, mode),
-    "close": lambda k, c, fd: fsopen.ksys_close(k, c, fd) or 0,
+    "close": zero(fsopen.ksys_close),
     "dup": fsopen.ksys_dup,
     "fcntl": fsopen.do_fcntl,
     "read": _read,
     "write": _write,
     "lseek": fsopen.ksys_lseek,
     "pipe": _pipe,
-    "chdir": lambda k, c, path: fsopen.ksys_chdir(k, c, strncpy_from_user(c, path)) or 0,
+    "chdir": lambda k, c, path: zero(fsopen.ksys_chdir)(k, c, strncpy_from_user(c, path)),
     "getcwd": _getcwd,
     "umask": fsopen.ksys_umask,
     "rt_sigaction": _rt_sigaction,
@@ -221,8 +232,8 @@ SYSCALLS: dict[str, Syscall] = {
     "uname": _uname,
     "mmap": _mmap,
     "munmap": _munmap,
-    "madvise": lambda k, c, addr, length, advice: mmap.do_madvise(k, c, addr, length, advice) or 0,
+    "madvise": zero(mmap.do_madvise),
     "mount": _mount,
-    "kill": lambda k, c, pid, sig: kill_something_info(k, c, to_int32(sig), to_int32(pid)) or 0,
-    "tgkill": lambda k, c, tgid, tid, sig: do_tkill(k, c, to_int32(tgid), to_int32(tid), to_int32(sig)) or 0,
+    "kill": lambda k, c, pid, sig: zero(kill_something_info)(k, c, to_int32(sig), to_int32(pid)),
+    "tgkill": lambda k, c, tgid, tid, sig: zero(do_tkill)(k, c, to_int32(tgid), to_int32(tid), to_int32(sig)),
 }

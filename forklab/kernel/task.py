@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from forklab.kernel.cgroup.cgroup import CssSet
     from forklab.kernel.cred import Cred
-    from forklab.kernel.fs.fs_struct import FsStruct
     from forklab.kernel.fs.file import FilesStruct
+    from forklab.kernel.fs.fs_struct import FsStruct
     from forklab.kernel.mm.mm import MmStruct
     from forklab.kernel.nsproxy import Nsproxy
     from forklab.kernel.pid import Pid
@@ -123,9 +123,9 @@ class Task:
         "ptrace",
         "ptrace_message",
         "ptraced",
+        "rcu_users",
         "real_blocked",
         "real_cred",
-        "rcu_users",
         "real_parent",
         "rt_priority",
         "sas_ss_size",
@@ -215,11 +215,10 @@ class Task:
         return f"<task {self.comm}-{self.pid}>"
 
 
-
 class PtRegs:
     """The user-mode registers saved on kernel entry (x86-64 struct pt_regs)."""
 
-    __slots__ = ("ax", "bp", "bx", "cx", "di", "dx", "flags", "ip", "orig_ax", "r8", "r9", "r10", "sp", "si")
+    __slots__ = ("ax", "bp", "bx", "cx", "di", "dx", "flags", "ip", "orig_ax", "r8", "r9", "r10", "si", "sp")
 
     ax: int
     bp: int

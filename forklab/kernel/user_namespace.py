@@ -84,6 +84,20 @@ class UserNamespace:
         "uid_map",
     )
 
+    parent: UserNamespace | None
+    level: int
+    owner: int
+    group: int
+    inum: int
+    count: int
+    flags: int
+    uid_map: IdMap
+    gid_map: IdMap
+    ucounts: Ucounts | None
+    ucount_max: list[int]
+    rlimit_max: list[int]
+    parent_could_setfcap: bool
+
     def __init__(self, parent: UserNamespace | None, owner: int, group: int, inum: int) -> None:
         self.parent = parent
         self.level = 0 if parent is None else parent.level + 1
@@ -94,7 +108,7 @@ class UserNamespace:
         self.flags = USERNS_INIT_FLAGS if parent is None else parent.flags
         self.uid_map = IdMap()
         self.gid_map = IdMap()
-        self.ucounts: Ucounts | None = None
+        self.ucounts = None
         self.ucount_max = [INT_MAX] * UCOUNT_COUNTS
         self.rlimit_max = [RLIM_INFINITY] * UCOUNT_RLIMIT_COUNTS
         self.parent_could_setfcap = False
@@ -227,7 +241,7 @@ def parse_map(text: str) -> list[tuple[int, int, int]]:
         if count == 0 or first + count > U32_MAX + 1 or lower + count > U32_MAX + 1:
             raise KernelError(E.EINVAL, "map_write: the count is zero or the range wraps")
         for f, lo, c in extents:
-            if first < f + c and f < first + count or lower < lo + c and lo < lower + count:
+            if (first < f + c and f < first + count) or (lower < lo + c and lo < lower + count):
                 raise KernelError(E.EINVAL, "map_write: extents overlap")
         if len(extents) + 1 == UID_GID_MAP_MAX_EXTENTS and line is not lines[-1]:
             raise KernelError(E.EINVAL, f"map_write: more than {UID_GID_MAP_MAX_EXTENTS} extents")
@@ -237,7 +251,9 @@ def parse_map(text: str) -> list[tuple[int, int, int]]:
     return extents
 
 
-def new_idmap_permitted(k: Machine, current: Task, ns: UserNamespace, gid: bool, extents: list[tuple[int, int, int]]) -> bool:
+def new_idmap_permitted(
+    k: Machine, current: Task, ns: UserNamespace, gid: bool, extents: list[tuple[int, int, int]]
+) -> bool:
     from forklab.kernel.cred import cap_capable
 
     cred = current.cred
@@ -280,7 +296,9 @@ def map_write(k: Machine, current: Task, ns: UserNamespace, gid: bool, text: str
         raise KernelError(E.EPERM, "map_write: the writer needs CAP_SYS_ADMIN over the target namespace")
     extents = parse_map(text)
     if not new_idmap_permitted(k, current, ns, gid, extents):
-        raise KernelError(E.EPERM, "map_write: not permitted to map these ids (needs CAP_SETUID/CAP_SETGID in the parent)")
+        raise KernelError(
+            E.EPERM, "map_write: not permitted to map these ids (needs CAP_SETUID/CAP_SETGID in the parent)"
+        )
     parent = ns.parent
     assert parent is not None
     parent_map = parent.gid_map if gid else parent.uid_map

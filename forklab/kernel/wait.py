@@ -34,13 +34,15 @@ class WaitQueue:
 class WouldBlock(Exception):
     """The current task has to sleep on ``wq`` in ``state`` until woken; then ``retry`` runs.
 
+    With no queue, only a direct wake_up_process() wakes it.
+
     ``value`` is the result the call will return once it completes, when that is already
     known (a vfork parent knows the child's pid before its wait ends).
     """
 
     def __init__(
         self,
-        wq: WaitQueue,
+        wq: WaitQueue | None,
         retry: Callable[[], Any],
         state: int = TASK_INTERRUPTIBLE,
         value: Any = None,

@@ -40,5 +40,6 @@ def WIFSIGNALED(status: int) -> bool:
 def WTERMSIG(status: int) -> int:
     return status & 0x7F
 
+
 # Listed so that ``from forklab.uapi.wait import *`` carries the double-underscore options too.
 __all__ = [name for name in list(globals()) if name.isupper() or name.startswith(("__W", "W"))]

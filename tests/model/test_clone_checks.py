@@ -10,7 +10,6 @@ import pytest
 
 import forklab
 from forklab import (
-    CLONE_CHILD_SETTID,
     CLONE_CLEAR_SIGHAND,
     CLONE_DETACHED,
     CLONE_FILES,

@@ -6,6 +6,9 @@ import pytest
 
 import forklab
 from forklab import (
+    __WALL,
+    __WCLONE,
+    __WNOTHREAD,
     CLONE_FILES,
     CLONE_FS,
     CLONE_SIGHAND,
@@ -26,9 +29,6 @@ from forklab import (
     Pending,
     SyscallError,
     TaskBlocked,
-    __WALL,
-    __WCLONE,
-    __WNOTHREAD,
 )
 
 THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD

@@ -144,7 +144,9 @@ def test_every_ladder_label_is_a_kernel_label() -> None:
 # ---- failures another CPU would cause, while copy_process is past its early checks ----------------
 
 
-def test_fatal_signal_during_fork_is_eintr(monkeypatch: pytest.MonkeyPatch, k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+def test_fatal_signal_during_fork_is_eintr(
+    monkeypatch: pytest.MonkeyPatch, k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
     """SIGKILL arriving after the pending-signal check: the in-lock test refuses with EINTR."""
     child = k.task(init.fork())
     before = k.counts()
@@ -164,7 +166,9 @@ def test_fatal_signal_during_fork_is_eintr(monkeypatch: pytest.MonkeyPatch, k: f
     k.check()
 
 
-def test_namespace_dying_during_fork_is_enomem(monkeypatch: pytest.MonkeyPatch, k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+def test_namespace_dying_during_fork_is_enomem(
+    monkeypatch: pytest.MonkeyPatch, k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
     parent = k.task(init.fork())
     parent.unshare(CLONE_NEWPID)
     ns_init = parent.task(parent.fork())

@@ -166,7 +166,9 @@ def test_parent_settid_writes_the_pid_the_parent_sees(k: forklab.Kernel, init: f
     assert init.read_u32(word) == pid
 
 
-def test_child_settid_writes_the_pid_the_child_sees_in_its_own_memory(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+def test_child_settid_writes_the_pid_the_child_sees_in_its_own_memory(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
     word = init.mmap(PAGE)
     pid = init.clone(CLONE_CHILD_SETTID | CLONE_NEWPID | SIGCHLD, child_tid=word)
     child = k.task(pid)

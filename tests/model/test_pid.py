@@ -107,7 +107,10 @@ def test_nested_namespaces_number_every_level(k: forklab.Kernel, init: forklab.T
 
 def test_set_tid_in_the_initial_namespace(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     assert init.clone3(set_tid=[777], exit_signal=SIGCHLD) == 777
-    assert errno_of(lambda: init.clone3(set_tid=[777], exit_signal=SIGCHLD)) == (EEXIST, "alloc_pid: set_tid 777 is in use (level 0)")
+    assert errno_of(lambda: init.clone3(set_tid=[777], exit_signal=SIGCHLD)) == (
+        EEXIST,
+        "alloc_pid: set_tid 777 is in use (level 0)",
+    )
     assert errno_of(lambda: init.clone3(set_tid=[0], exit_signal=SIGCHLD))[0] == EINVAL
     assert errno_of(lambda: init.clone3(set_tid=[32768], exit_signal=SIGCHLD))[0] == EINVAL
     assert init.clone3(set_tid=[32767], exit_signal=SIGCHLD) == 32767
@@ -180,7 +183,9 @@ def test_init_death_kills_the_namespace(k: forklab.Kernel, init: forklab.TaskHan
     k.check()
 
 
-def test_first_fork_failing_after_alloc_pid_kills_the_new_namespace(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+def test_first_fork_failing_after_alloc_pid_kills_the_new_namespace(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
     """free_pid of the only pid of a namespace that never got an init clears PIDNS_ADDING."""
     parent = k.task(init.fork())
     parent.unshare(CLONE_NEWPID)
@@ -188,7 +193,7 @@ def test_first_fork_failing_after_alloc_pid_kills_the_new_namespace(k: forklab.K
     # A bad pidfd pointer fails the fork after alloc_pid (bad_fork_put_pidfd).
     errno, _ = errno_of(lambda: parent.clone(forklab.CLONE_PIDFD | SIGCHLD, parent_tid=0x10))
     assert errno == forklab.EFAULT
-    errno, reason = errno_of(parent.fork)
+    errno, _reason = errno_of(parent.fork)
     assert errno == ENOMEM
     parent.close(fd)
     k.check()

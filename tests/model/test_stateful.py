@@ -10,6 +10,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import forklab
 from forklab import (
+    __WALL,
+    __WCLONE,
     CLONE_CHILD_CLEARTID,
     CLONE_CHILD_SETTID,
     CLONE_FILES,
@@ -34,8 +36,6 @@ from forklab import (
     SIGKILL,
     SIGUSR1,
     WNOHANG,
-    __WALL,
-    __WCLONE,
 )
 from forklab.kernel.signal import send_sig
 from forklab.kernel.syscall import run_woken

@@ -23,7 +23,17 @@ if TYPE_CHECKING:
 class Cgroup:
     """struct cgroup with the pids controller's state folded in."""
 
-    __slots__ = ("children", "css_set", "dead", "name", "parent", "pids_counter", "pids_events_max", "pids_max", "procs")
+    __slots__ = (
+        "children",
+        "css_set",
+        "dead",
+        "name",
+        "parent",
+        "pids_counter",
+        "pids_events_max",
+        "pids_max",
+        "procs",
+    )
 
     def __init__(self, name: str, parent: Cgroup | None) -> None:
         self.name = name

@@ -71,7 +71,9 @@ def fput(k: Machine, file: File) -> None:
     k.kmem_cache_free("filp")
 
 
-def alloc_file(k: Machine, current: Task | None, mnt: Mount | None, inode: Inode, flags: int, private: Any = None) -> File:
+def alloc_file(
+    k: Machine, current: Task | None, mnt: Mount | None, inode: Inode, flags: int, private: Any = None
+) -> File:
     k.kmem_cache_alloc(current, "filp")
     return File(mnt, inode, flags, private)
 

@@ -90,8 +90,9 @@ def step_up(root: Path, here: Path) -> Path:
     while True:
         if here == root:
             return here
-        if inode is mnt.root and mnt.parent is not None and mnt.mountpoint is not None:
-            mnt, inode = mnt.parent, mnt.mountpoint
+        mountpoint = mnt.mountpoint
+        if inode is mnt.root and mnt.parent is not None and mountpoint is not None:
+            mnt, inode = mnt.parent, mountpoint
             here = (mnt, inode)
             continue
         break
@@ -114,12 +115,14 @@ def d_path(root: Path, here: Path) -> str:
     mnt, inode = here
     while (mnt, inode) != root:
         if inode is mnt.root:
-            if mnt.parent is None or mnt.mountpoint is None:
+            above, mountpoint = mnt.parent, mnt.mountpoint
+            if above is None or mountpoint is None:
                 return "(unreachable)/" + "/".join(reversed(names))
-            mnt, inode = mnt.parent, mnt.mountpoint
+            mnt, inode = above, mountpoint
             continue
         names.append(inode.name)
-        if inode.parent is None:
+        parent = inode.parent
+        if parent is None:
             return "(unreachable)/" + "/".join(reversed(names))
-        inode = inode.parent
+        inode = parent
     return "/" + "/".join(reversed(names))

@@ -24,7 +24,7 @@ PIPE_BUF = 4096
 class PipeInodeInfo:
     """struct pipe_inode_info: the buffer and who still holds each end."""
 
-    __slots__ = ("buffer", "readers", "rd_wait", "wr_wait", "writers")
+    __slots__ = ("buffer", "rd_wait", "readers", "wr_wait", "writers")
 
     def __init__(self) -> None:
         self.buffer = bytearray()

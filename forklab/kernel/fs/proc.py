@@ -46,7 +46,9 @@ class ProcFile(InodeOps):
     bits for global root, the other bits for everyone else, no capability overriding them.
     """
 
-    def __init__(self, task: Task | None, show: Reader | None, store: Writer | None, mode: ModeOf | None = None) -> None:
+    def __init__(
+        self, task: Task | None, show: Reader | None, store: Writer | None, mode: ModeOf | None = None
+    ) -> None:
         self.task = task
         self.show = show
         self.store = store
@@ -139,18 +141,20 @@ def proc_ns(mnt: Mount, k: Machine) -> PidNamespace:
 # ---- the root: pids, self, thread-self, sys --------------------------------------------------
 
 
+def thread_self_target(k: Machine, current: Task, mnt: Mount) -> str:
+    ns = proc_ns(mnt, k)
+    return f"{pid_nr_ns(current.group_leader.thread_pid, ns)}/task/{pid_nr_ns(current.thread_pid, ns)}"
+
+
 def root_entries(k: Machine, mnt: Mount) -> dict[str, Inode]:
     from forklab.kernel.fs.sysctl import sys_dir
 
     ns = proc_ns(mnt, k)
     entries: dict[str, Inode] = {
-        "self": proc_link("self", lambda k, current, mnt: str(pid_nr_ns(current.group_leader.thread_pid, proc_ns(mnt, k)))),
-        "thread-self": proc_link(
-            "thread-self",
-            lambda k, current, mnt: "{}/task/{}".format(
-                pid_nr_ns(current.group_leader.thread_pid, proc_ns(mnt, k)), pid_nr_ns(current.thread_pid, proc_ns(mnt, k))
-            ),
+        "self": proc_link(
+            "self", lambda k, current, mnt: str(pid_nr_ns(current.group_leader.thread_pid, proc_ns(mnt, k)))
         ),
+        "thread-self": proc_link("thread-self", thread_self_target),
         "sys": sys_dir(),
     }
     return _with_pids(entries, k, ns)
@@ -186,7 +190,7 @@ def make_proc_root() -> Inode:
 
 
 def pid_dir(name: str, task: Task) -> Inode:
-    from forklab.kernel.user_namespace import proc_setgroups_store, proc_setgroups_show, proc_uid_map_store
+    from forklab.kernel.user_namespace import proc_setgroups_show, proc_setgroups_store, proc_uid_map_store
 
     uid = task.cred.euid
 
@@ -263,13 +267,17 @@ def ns_inum(task: Task, name: str, attr: str | None) -> int:
 
 
 def ns_links(task: Task) -> dict[str, Inode]:
-    result = {}
-    for name, attr in NS_LINKS:
-        kind = name.replace("_for_children", "")
-        result[name] = proc_link(
-            name, lambda k, current, mnt, name=name, attr=attr, kind=kind: f"{kind}:[{ns_inum(task, name, attr)}]"
-        )
-    return result
+    return {name: ns_link(task, name, attr) for name, attr in NS_LINKS}
+
+
+def ns_link(task: Task, name: str, attr: str | None) -> Inode:
+    """/proc/<pid>/ns/<name> -> "<kind>:[<inode number>]"."""
+    kind = name.replace("_for_children", "")
+
+    def target(k: Machine, current: Task, mnt: Mount) -> str:
+        return f"{kind}:[{ns_inum(task, name, attr)}]"
+
+    return proc_link(name, target)
 
 
 def id_map_text(reader: Task, task: Task, gid: bool) -> str:
@@ -330,7 +338,12 @@ def proc_pid_status(k: Machine, task: Task, ns: PidNamespace) -> str:
     if pid is not None:
         levels = range(ns.level, pid.level + 1)
         numbers = [pid.numbers[level][1] for level in levels]
-        for label, kind in (("NStgid", PIDTYPE_TGID), ("NSpid", PIDTYPE_PID), ("NSpgid", PIDTYPE_PGID), ("NSsid", PIDTYPE_SID)):
+        for label, kind in (
+            ("NStgid", PIDTYPE_TGID),
+            ("NSpid", PIDTYPE_PID),
+            ("NSpgid", PIDTYPE_PGID),
+            ("NSsid", PIDTYPE_SID),
+        ):
             lines.append(f"{label}:" + "".join(f"\t{task_pid_number(task, kind, n)}" for n in numbers))
     lines.append(f"Kthread:\t{1 if task.flags & PF_KTHREAD else 0}")
     mm = task.mm

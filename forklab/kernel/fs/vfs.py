@@ -150,12 +150,13 @@ def inode_permission(current: Task, inode: Inode, mask: int) -> None:
         return
     # The override capabilities count only over inodes whose owner the caller's namespace maps.
     privileged = cred.user_ns.uid_map.up(inode.uid) != -1
-    if privileged and cap_raised(cred.cap_effective, CAP_DAC_OVERRIDE):
-        if not mask & MAY_EXEC or inode.is_dir or mode & 0o111:
-            return
-    if privileged and cap_raised(cred.cap_effective, CAP_DAC_READ_SEARCH):
-        if mask == MAY_READ or (inode.is_dir and mask & MAY_WRITE == 0):
-            return
+    # DAC_OVERRIDE allows all but executing a file that has no execute bit at all.
+    overrides = not mask & MAY_EXEC or inode.is_dir or bool(mode & 0o111)
+    if privileged and cap_raised(cred.cap_effective, CAP_DAC_OVERRIDE) and overrides:
+        return
+    reading = mask == MAY_READ or (inode.is_dir and mask & MAY_WRITE == 0)
+    if privileged and cap_raised(cred.cap_effective, CAP_DAC_READ_SEARCH) and reading:
+        return
     raise KernelError(E.EACCES, f"inode_permission: {inode.name!r} denies {_mask_text(mask)}")
 
 

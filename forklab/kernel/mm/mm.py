@@ -81,8 +81,8 @@ class MmStruct:
 
     __slots__ = (
         "anon",
-        "exec_vm",
         "exe_path",
+        "exec_vm",
         "flags",
         "futex_buckets",
         "hiwater_rss",
@@ -172,7 +172,9 @@ def _check(mm: MmStruct | None, addr: int, length: int, need: int) -> None:
     while at < end:
         vma = mm.find_vma(at)
         if vma is None or not vma.vm_flags & need:
-            raise KernelError(E.EFAULT, f"uaccess: {at:#x} is not mapped {'writable' if need == VM_WRITE else 'readable'}")
+            raise KernelError(
+                E.EFAULT, f"uaccess: {at:#x} is not mapped {'writable' if need == VM_WRITE else 'readable'}"
+            )
         at = vma.vm_end
 
 
@@ -244,7 +246,7 @@ def get_user_u64(mm: MmStruct | None, addr: int) -> int:
 
 
 def access_ok(addr: int, size: int) -> bool:
-    return 0 <= addr and size >= 0 and addr + size <= TASK_SIZE
+    return addr >= 0 and size >= 0 and addr + size <= TASK_SIZE
 
 
 # ---- fork ----------------------------------------------------------------------------------
@@ -266,6 +268,7 @@ def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
         vm_stat_account(mm, copy.vm_flags, copy.pages())
         if copy.vm_flags & VM_WIPEONFORK:
             clear_range(child_top, copy.vm_start >> PAGE_SHIFT, copy.vm_end >> PAGE_SHIFT)
+
 
 def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
     k.kmem_cache_alloc(current, "mm_struct")

@@ -36,8 +36,19 @@ if TYPE_CHECKING:
 
 # The advice values madvise accepts without changing anything the model keeps.
 HARMLESS_ADVICE = frozenset(
-    (M.MADV_NORMAL, M.MADV_RANDOM, M.MADV_SEQUENTIAL, M.MADV_WILLNEED, M.MADV_MERGEABLE, M.MADV_UNMERGEABLE,
-     M.MADV_HUGEPAGE, M.MADV_NOHUGEPAGE, M.MADV_DONTDUMP, M.MADV_DODUMP, M.MADV_FREE)
+    (
+        M.MADV_NORMAL,
+        M.MADV_RANDOM,
+        M.MADV_SEQUENTIAL,
+        M.MADV_WILLNEED,
+        M.MADV_MERGEABLE,
+        M.MADV_UNMERGEABLE,
+        M.MADV_HUGEPAGE,
+        M.MADV_NOHUGEPAGE,
+        M.MADV_DONTDUMP,
+        M.MADV_DODUMP,
+        M.MADV_FREE,
+    )
 )
 
 
@@ -186,7 +197,11 @@ def do_madvise(k: Machine, current: Task, start: int, length: int, advice: int) 
     if start & (PAGE_SIZE - 1):
         raise KernelError(E.EINVAL, "madvise: start is not page aligned")
     if advice not in HARMLESS_ADVICE and advice not in (
-        M.MADV_DONTNEED, M.MADV_DONTFORK, M.MADV_DOFORK, M.MADV_WIPEONFORK, M.MADV_KEEPONFORK
+        M.MADV_DONTNEED,
+        M.MADV_DONTFORK,
+        M.MADV_DOFORK,
+        M.MADV_WIPEONFORK,
+        M.MADV_KEEPONFORK,
     ):
         raise KernelError(E.EINVAL, f"madvise: advice {advice} is not known")
     length = page_align(length)

@@ -30,10 +30,7 @@ class Layer:
 
 
 def hides(layer: Layer, page: int) -> bool:
-    for start, end in layer.cleared:
-        if start <= page < end:
-            return True
-    return False
+    return any(start <= page < end for start, end in layer.cleared)
 
 
 def find_page(top: Layer, page: int) -> bytes | bytearray | None:
