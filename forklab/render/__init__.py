@@ -1,0 +1,1 @@
+"""Showing the model: process trees, sharing tables, trace text."""
