@@ -77,8 +77,12 @@ class Cred:
 
     def copy(self) -> Cred:
         new = Cred.__new__(Cred)
-        for name in Cred.__slots__:
-            setattr(new, name, getattr(self, name))
+        new.uid, new.euid, new.suid, new.fsuid = self.uid, self.euid, self.suid, self.fsuid
+        new.gid, new.egid, new.sgid, new.fsgid = self.gid, self.egid, self.sgid, self.fsgid
+        new.cap_inheritable, new.cap_permitted = self.cap_inheritable, self.cap_permitted
+        new.cap_effective, new.cap_bset, new.cap_ambient = self.cap_effective, self.cap_bset, self.cap_ambient
+        new.securebits, new.group_info = self.securebits, self.group_info
+        new.user_ns, new.ucounts, new.usage = self.user_ns, self.ucounts, self.usage
         return new
 
 

@@ -197,6 +197,9 @@ def exit_to_user_mode(k: Machine, task: Task) -> int | None:
     """Deliver the task's pending signals; returns the sa_flags of the first handler run, if any."""
     from forklab.kernel.signal import get_signal
 
+    signal = task.signal
+    if not (task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl):
+        return None  # nothing to deliver: the common case, kept cheap
     first: int | None = None
     while alive(task) and task.state == TASK_RUNNING:
         try:

@@ -245,8 +245,10 @@ class PtRegs:
 
     def copy(self) -> PtRegs:
         clone = PtRegs.__new__(PtRegs)
-        for name in PtRegs.__slots__:
-            setattr(clone, name, getattr(self, name))
+        clone.ax, clone.bx, clone.cx, clone.dx = self.ax, self.bx, self.cx, self.dx
+        clone.si, clone.di, clone.bp, clone.sp = self.si, self.di, self.bp, self.sp
+        clone.r8, clone.r9, clone.r10 = self.r8, self.r9, self.r10
+        clone.ip, clone.flags, clone.orig_ax = self.ip, self.flags, self.orig_ax
         return clone
 
     def as_dict(self) -> dict[str, int]:

@@ -192,6 +192,10 @@ class Lifecycle(RuleBasedStateMachine):
             if handle.pid > 2 and handle.alive:
                 send_sig(machine, SIGKILL, handle.task_struct)
         run_woken(machine)
+        # Threads of init share its immunity to SIGKILL (tgid 1): they exit by themselves.
+        for handle in self.k.tasks():
+            if handle.tgid == 1 and handle.pid != 1 and handle.alive and handle.state == "R":
+                handle.exit(0)
         init.task_struct.fail_nth = 0
         files = init.task_struct.files
         assert files is not None
