@@ -1,6 +1,6 @@
 """forklab: the command line.
 
-    forklab demo        the process tree from swapper to a shell, and what fork does
+forklab demo        the process tree from swapper to a shell, and what fork does
 """
 
 from __future__ import annotations

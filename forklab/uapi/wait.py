@@ -42,4 +42,28 @@ def WTERMSIG(status: int) -> int:
 
 
 # Listed so that ``from forklab.uapi.wait import *`` carries the double-underscore options too.
-__all__ = [name for name in list(globals()) if name.isupper() or name.startswith(("__W", "W"))]
+__all__ = [
+    "CLD_CONTINUED",
+    "CLD_DUMPED",
+    "CLD_EXITED",
+    "CLD_KILLED",
+    "CLD_STOPPED",
+    "CLD_TRAPPED",
+    "P_ALL",
+    "P_PGID",
+    "P_PID",
+    "P_PIDFD",
+    "WCONTINUED",
+    "WEXITED",
+    "WEXITSTATUS",
+    "WIFEXITED",
+    "WIFSIGNALED",
+    "WNOHANG",
+    "WNOWAIT",
+    "WSTOPPED",
+    "WTERMSIG",
+    "WUNTRACED",
+    "__WALL",
+    "__WCLONE",
+    "__WNOTHREAD",
+]

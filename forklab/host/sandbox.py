@@ -1,0 +1,652 @@
+"""The sandbox: real tasks on the machine's own kernel, one puppet each, fenced in.
+
+Each sandbox has fresh user, pid, mount, uts and ipc namespaces, a private tmpfs root
+(pivot_root), a pids cgroup capping its tasks, and time limits. Its pid 1 is a child of
+this process (the launcher clones it with CLONE_PARENT), so killing pid 1 from here takes
+the whole pid namespace down and ``waitpid`` reaps it.
+
+Every pid reported is the pid inside the sandbox's pid namespace; ``host_pid`` is the same
+task seen from the host. A task's identity comes from its HELLO: the kernel translates the
+sender's tgid for us (SCM_CREDENTIALS), the puppet adds its tid, and NSpid in the host's
+/proc joins the two. Deaths are seen through pidfds (one per task, PIDFD_THREAD) and
+/proc states, never guessed from timeouts; a call is pending when /proc shows its task
+asleep in that call's system call.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import itertools
+import os
+import select
+import signal
+import socket
+import struct
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from forklab.host import procfs
+from forklab.host.build import host_available, puppet_binary
+from forklab.host.calls import Call, Shape, build
+from forklab.host.cgroup import PidsCgroup
+from forklab.host.errors import HostError, HostTaskBusy, HostTaskGone, HostTimeout, HostUnavailable
+from forklab.host.protocol import BOOT_STEPS, CHAN_FD, FAULTS, GO, MAX_DATA, REP, Kind, Reply
+from forklab.host.tracing import Tracer, TraceRecord, park, records, take_tracer
+from forklab.uapi.errno import name as errno_name
+
+PIDFD_THREAD = os.O_EXCL
+# Each sandbox's ids 0..65535 are a private range of host ids, chosen from its pid 1's host pid
+# (unique while it lives): never host root, and no two live sandboxes share a user's counts.
+ID_RANGE = 65536
+ID_SLOTS = 65533
+
+
+OVERFLOW_ID = 65534
+
+
+def id_base(host_pid: int) -> int:
+    """The host id that the sandbox's id 0 maps to."""
+    return ID_RANGE * (1 + host_pid % ID_SLOTS)
+
+
+def inside_id(host_id: int, base: int) -> int:
+    """A host id as the sandbox sees it: its own range, or the overflow id."""
+    return host_id - base if base <= host_id < base + ID_RANGE else OVERFLOW_ID
+
+
+RECV_SIZE = REP.size + MAX_DATA
+ANC_SIZE = socket.CMSG_SPACE(4 * 4) + socket.CMSG_SPACE(3 * 4)
+RECV_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+# Quiet intervals (seconds) after which /proc is asked whether a call sleeps or its task died.
+BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+# Calls that set other tasks in motion (a signal's delivery, deaths, a vfork parent's wakeup):
+# they return once the sandbox is still again, as does any call while another task is pending.
+STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve"})
+SETTLE = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """One call's outcome. ``ret`` is the raw return (-errno on failure); ``data`` the decoded
+    output; ``child`` the task a clone-family call made; ``pending`` says the task sleeps in
+    the call (collect it with ``result()``); ``gone`` that the task died in it (exit)."""
+
+    ret: int
+    data: Any = None
+    child: HostTask | None = None
+    pending: bool = False
+    gone: bool = False
+
+
+@dataclass(frozen=True)
+class _Message:
+    reply: Reply
+    fds: list[int]
+    sender: int | None  # the sender's tgid as the host sees it
+
+
+class _Flight:
+    """A call on its way back: what has arrived so far."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.reply: Reply | None = None
+        self.fault: Reply | None = None
+        self.chunks: list[bytes] = []
+        self.child: HostTask | None = None
+        self.child_lost = False  # the child died before it could announce itself
+
+    def awaits_child(self) -> bool:
+        return (
+            self.call.shape is Shape.CLONE
+            and self.reply is not None
+            and self.reply.ret > 0
+            and self.child is None
+            and not self.child_lost
+        )
+
+    def complete(self) -> bool:
+        return self.fault is not None or (self.reply is not None and not self.awaits_child())
+
+
+class HostTask:
+    """A real task in a sandbox, driven through its puppet."""
+
+    def __init__(self, sandbox: Sandbox, pid: int, host_pid: int, depth: int, chan: int, sock: socket.socket) -> None:
+        self._sandbox = sandbox
+        self._pid = pid
+        self._host_pid = host_pid
+        self._depth = depth  # entries in its host NSpid: 2 in the sandbox's own pid namespace
+        self._chan = chan
+        self._sock = sock
+        self._pidfd = os.pidfd_open(host_pid, PIDFD_THREAD)
+        self._gone = False
+        self._flight: _Flight | None = None  # the last call that came back pending
+        self._outcome: HostResult | None = None  # ... and its result, once collected
+
+    @property
+    def pid(self) -> int:
+        """The task's pid (its tid) in the sandbox's pid namespace."""
+        return self._pid
+
+    @property
+    def host_pid(self) -> int:
+        """The same task's tid as the host sees it."""
+        return self._host_pid
+
+    @property
+    def alive(self) -> bool:
+        """False once it has exited: a zombie, being reaped, or gone."""
+        return self._sandbox._alive(self)
+
+    @property
+    def pending(self) -> bool:
+        """True while the task sleeps in a call that came back pending."""
+        return self._sandbox._still_pending(self)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> HostResult:
+        """Make system call ``name`` in this task (see forklab.host.calls for the list)."""
+        return self._sandbox._call(self, name, args, kwargs)
+
+    def result(self) -> HostResult:
+        """The outcome of the last call that came back pending, waiting for it if need be."""
+        return self._sandbox._result(self)
+
+    def __repr__(self) -> str:
+        return f"<HostTask pid={self._pid} host_pid={self._host_pid}{'' if self.alive else ' gone'}>"
+
+
+class _Holdings:
+    """Everything a sandbox holds on the host, given back exactly once, whatever happened."""
+
+    def __init__(self) -> None:
+        self.init_pid: int | None = None
+        self.init_pidfd: int | None = None
+        self.fds: list[int] = []
+        self.socks: list[socket.socket] = []
+        self.cgroup: PidsCgroup | None = None
+        self.tracer: Tracer | None = None
+        self.trace_texts: tuple[str, str] | None = None  # what was recorded, once stopped
+
+    def release(self) -> None:
+        """Every step runs even if one before it failed; the first failure is raised after."""
+        failures: list[Exception] = []
+        for step in (self._stop_trace, self._kill_init, self._close_fds, self._remove_cgroup):
+            try:
+                step()
+            except Exception as err:  # each step gets its turn
+                failures.append(err)
+        if failures:
+            raise failures[0]
+
+    def _stop_trace(self) -> None:
+        """Before the kill, so the teardown stays out of the trace."""
+        if self.tracer is not None:
+            tracer, self.tracer = self.tracer, None
+            self.trace_texts = tracer.stop()
+            park(tracer)
+
+    def _close_fds(self) -> None:
+        for sock in self.socks:
+            sock.close()
+        for fd in self.fds:
+            os.close(fd)
+        self.socks.clear()
+        self.fds.clear()
+
+    def _remove_cgroup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.remove()
+
+    def _kill_init(self) -> None:
+        """SIGKILL pid 1 (the kernel kills its whole pid namespace), then reap it."""
+        if self.init_pid is None:
+            return
+        if self.init_pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
+            os.close(self.init_pidfd)
+            self.init_pidfd = None
+        # Pid 1 is reaped only after every other task of its namespace: nothing survives this.
+        with contextlib.suppress(ChildProcessError):  # reaped already if this process ignores SIGCHLD
+            os.waitpid(self.init_pid, 0)
+        self.init_pid = None
+
+
+def _revents(fd: int) -> int:
+    """What poll says about ``fd`` right now: POLLIN on a pidfd once the task exited, POLLHUP
+    once it was released (reaped)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return sum(revents for _, revents in poller.poll(0))
+
+
+class Sandbox:
+    """Real tasks in fresh namespaces, capped at ``max_tasks``, each call limited to
+    ``timeout`` seconds and the sandbox's life to ``total_timeout`` (checked at each call).
+
+    Use it as a context manager; ``close()`` (also run at garbage collection) kills every
+    task and removes the cgroup; with ``trace=True`` its tracefs instances go back to this
+    process's idle pairs (see tracing.py), removed at exit.
+    """
+
+    def __init__(
+        self, max_tasks: int = 64, timeout: float = 10.0, trace: bool = False, total_timeout: float = 300.0
+    ) -> None:
+        if max_tasks < 2:
+            raise ValueError("max_tasks must leave room for pid 1 and at least one more task")
+        self.max_tasks = max_tasks
+        self.timeout = timeout
+        self.total_timeout = total_timeout
+        self.tracing = trace
+        self._held = _Holdings()
+        self._finalizer: weakref.finalize[[], Sandbox] | None = None
+        self._known: dict[int, HostTask] = {}  # every task of the sandbox, by host tid
+        self._pids: dict[int, int] = {}  # host tid -> sandbox pid, for every task ever seen
+        self._procfd = -1
+        self._id_base = 0  # the host id of the sandbox's id 0
+        self._end = 0.0
+        self._init: HostTask | None = None
+        self._closed = False
+
+    # ---- life ----------------------------------------------------------------------------------
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        ok, why = host_available()
+        if not ok:
+            raise HostUnavailable(why)
+        if self._finalizer is not None or self._closed:
+            raise HostError("a Sandbox starts once")
+        binary = puppet_binary()
+        self._finalizer = weakref.finalize(self, self._held.release)
+        self._end = time.monotonic() + self.total_timeout
+        try:
+            self._boot(binary)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop tracing, kill every task, reap, close, remove the cgroup. Idempotent."""
+        self._closed = True
+        if self._finalizer is not None:
+            self._finalizer()
+
+    @property
+    def init(self) -> HostTask:
+        """Pid 1 of the sandbox."""
+        if self._init is None:
+            raise HostError("the sandbox has not started")
+        return self._init
+
+    @property
+    def cgroup_path(self) -> str | None:
+        return None if self._held.cgroup is None else str(self._held.cgroup.path)
+
+    def _boot(self, binary: str) -> None:
+        held = self._held
+        held.cgroup = PidsCgroup(self.max_tasks)
+        if self.tracing:
+            held.tracer = take_tracer()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        held.socks.append(ours)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        # The launcher: a short-lived host process that joins the cgroup and clones pid 1.
+        argv = [binary, "--forklab-boot", held.cgroup.procs, binary, os.path.dirname(binary)]
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDWR, 0),
+            (os.POSIX_SPAWN_DUP2, 0, 1),
+            (os.POSIX_SPAWN_DUP2, 0, 2),
+            (os.POSIX_SPAWN_DUP2, theirs.fileno(), CHAN_FD),
+        ]
+        with theirs:
+            try:
+                launcher = os.posix_spawn(binary, argv, {}, file_actions=actions, setsid=True)
+            except OSError as err:
+                raise HostUnavailable(f"cannot run the puppet {binary}: {err.strerror}") from None
+        try:
+            born = self._boot_message(ours, Kind.BOOT, "the launcher")
+        finally:
+            os.waitpid(launcher, 0)
+        held.init_pid = born.ret
+        self._id_base = id_base(born.ret)
+        held.init_pidfd = os.pidfd_open(born.ret)
+        for name in ("uid_map", "gid_map"):
+            fd = os.open(f"/proc/{born.ret}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, f"0 {self._id_base} {ID_RANGE}\n".encode())
+            finally:
+                os.close(fd)
+        ours.send(GO)
+        self._boot_message(ours, Kind.EXEC, "the sandbox's pid 1")
+        self._procfd = os.open(f"/proc/{born.ret}/root/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        held.fds.append(self._procfd)
+        self._init = self._adopt_task(1, born.ret, 2, CHAN_FD, ours)
+        if held.tracer is not None:
+            held.tracer.start()
+
+    def _boot_message(self, sock: socket.socket, expected: Kind, sender: str) -> Reply:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        ready = poller.poll(max(0.0, min(self.timeout, self._end - time.monotonic())) * 1000)
+        message = self._receive(sock) if ready else None
+        if message is None:
+            raise HostUnavailable(f"{sender} gave no sign of life")
+        reply = message.reply
+        if reply.kind is Kind.BOOTERR:
+            step = BOOT_STEPS.get(reply.v0, f"step {reply.v0}")
+            raise HostUnavailable(f"sandbox setup failed while {step}: {errno_name(-reply.ret)}")
+        if reply.kind is not expected:
+            raise HostError(f"sandbox setup: expected {expected.name}, got {reply.kind.name}")
+        return reply
+
+    def _adopt_task(self, pid: int, host_pid: int, depth: int, chan: int, sock: socket.socket) -> HostTask:
+        self._held.socks.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        task = HostTask(self, pid, host_pid, depth, chan, sock)
+        self._held.fds.append(task._pidfd)
+        self._known[host_pid] = task
+        self._pids[host_pid] = pid
+        return task
+
+    # ---- what the caller sees ------------------------------------------------------------------
+
+    def tasks(self) -> list[HostTask]:
+        """The tasks still alive, in order of birth."""
+        return [task for task in self._known.values() if self._alive(task)]
+
+    def task(self, pid: int) -> HostTask:
+        """The live task with sandbox pid ``pid``."""
+        for task in self.tasks():
+            if task.pid == pid:
+                return task
+        raise HostTaskGone(f"no live task with pid {pid} in this sandbox")
+
+    def status(self, task: HostTask) -> dict[str, str]:
+        """/proc/<pid>/status as a task of the sandbox reads it: pids in its pid namespace
+        (its own /proc), ids in its user namespace."""
+        self._check_open()
+        text = procfs.read_text(f"{task.pid}/status", dir_fd=self._procfd)
+        if text is None:
+            raise HostTaskGone(f"task {task.pid} has no /proc entry any more")
+        status = procfs.parse_status(text)
+        for field in ("Uid", "Gid", "Groups"):
+            if field in status:
+                status[field] = " ".join(str(inside_id(int(i), self._id_base)) for i in status[field].split())
+        return status
+
+    def trace(self, wait_free: bool = False) -> list[TraceRecord]:
+        """Tracepoint records since the sandbox started, pids translated; needs trace=True.
+
+        sched_process_free comes one RCU grace period after a task is released. With
+        ``wait_free`` this first waits (at most ``timeout``) until every released task of the
+        sandbox has its free record.
+        """
+        if not self.tracing:
+            raise HostError("this sandbox was made without trace=True")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            found = self._records()
+            if not wait_free or self._closed or self._all_freed(found) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.002)
+
+    def _records(self) -> list[TraceRecord]:
+        held = self._held
+        texts = held.trace_texts if held.tracer is None else held.tracer.texts()
+        return [] if texts is None else records(texts, self.init.host_pid, self._pids)
+
+    def _all_freed(self, records: list[TraceRecord]) -> bool:
+        freed = {r.fields["pid"] for r in records if r.event == "sched_process_free"}
+        released = {str(t.pid) for t in self._known.values() if _revents(t._pidfd) & select.POLLHUP}
+        return released <= freed
+
+    # ---- calls ---------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed or self._init is None:
+            raise HostError("the sandbox is closed" if self._closed else "the sandbox has not started")
+        if time.monotonic() > self._end:
+            self.close()
+            raise HostTimeout(f"the sandbox outlived its {self.total_timeout} s limit; it was killed")
+
+    def _call(self, task: HostTask, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HostResult:
+        self._check_open()
+        if self._still_pending(task):
+            assert task._flight is not None
+            raise HostTaskBusy(
+                f"task {task.pid} is still asleep in {task._flight.call.name}; collect it with result() first"
+            )
+        if task._gone or bool(_revents(task._pidfd)):
+            task._gone = True
+            raise HostTaskGone(f"task {task.pid} has exited; it takes no more calls")
+        call = build(name, args, kwargs, task._chan)
+        flight = _Flight(call)
+        try:
+            task._sock.send(call.request.pack())
+        except OSError:
+            raise HostTaskGone(f"task {task.pid} has exited; it takes no more calls") from None
+        result = self._follow(task, flight, may_pend=True)
+        if name in STIRS or any(t._flight is not None and t._outcome is None for t in self._known.values()):
+            self._settle(f"after {name} in task {task.pid}")
+        return result
+
+    def _settle(self, what: str) -> None:
+        """Wait until no task is running or half-way out: what the call set off has played out."""
+        deadline = min(time.monotonic() + self.timeout, self._end)
+        for delay in itertools.chain(SETTLE, itertools.repeat(SETTLE[-1])):
+            if not any(self._moving(t) for t in self._known.values()):
+                return
+            if time.monotonic() > deadline:
+                self.close()
+                raise HostTimeout(f"the sandbox did not come to rest {what} within {self.timeout} s; it was killed")
+            time.sleep(delay)
+
+    def _result(self, task: HostTask) -> HostResult:
+        self._check_open()
+        if task._outcome is None:
+            if task._flight is None:
+                raise HostError(f"task {task.pid} has no pending call to collect")
+            task._outcome = self._follow(task, task._flight, may_pend=False)
+        return task._outcome
+
+    def _still_pending(self, task: HostTask) -> bool:
+        """Collects a pending call's result if it has come back meanwhile."""
+        flight = task._flight
+        if flight is None or task._outcome is not None or self._closed:
+            return False
+        self._drain(task, flight)
+        if flight.complete():
+            task._outcome = self._finish(task, flight)
+        elif not self._alive(task):
+            task._outcome = self._lost(task, flight)
+        return task._outcome is None
+
+    def _follow(self, task: HostTask, flight: _Flight, may_pend: bool) -> HostResult:
+        """Wait for the flight to complete, the task to die, or (may_pend) the call to sleep."""
+        deadline = min(time.monotonic() + self.timeout, self._end)
+        # An exec by a thread moves the leader's struct pid to it (de_thread), so its own
+        # pidfd reports the old leader's death: an execve is followed by its reply alone.
+        watch_death = flight.call.shape is not Shape.EXECVE
+        poller = select.poll()
+        poller.register(task._sock, select.POLLIN)
+        if watch_death:
+            poller.register(task._pidfd, select.POLLIN)
+        quiet = 0  # intervals in which nothing came: the next wait grows with them
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise HostTimeout(
+                    f"{flight.call.name} in task {task.pid} gave no answer within {self.timeout} s; "
+                    "the sandbox was killed"
+                )
+            events = dict(poller.poll(min(BACKOFF[min(quiet, len(BACKOFF) - 1)], left) * 1000))
+            self._drain(task, flight)
+            if flight.complete():
+                return self._finish(task, flight)
+            if events.get(task._sock.fileno(), 0) & select.POLLHUP:
+                poller.unregister(task._sock)  # nothing more can come; keep watching the pidfd
+            if (
+                watch_death
+                and flight.reply is None
+                and (task._pidfd in events or (not events and not self._alive(task)))
+            ):
+                return self._lost(task, flight)
+            quiet += not events
+            # A vfork parent is worth a look as soon as its child has said hello.
+            if (not events or flight.child) and may_pend and self._asleep(task, flight):
+                task._flight, task._outcome = flight, None
+                return HostResult(0, None, flight.child, pending=True)
+            if not events and flight.awaits_child():
+                assert flight.reply is not None
+                flight.child_lost = self._child_dead(task, flight.reply.ret)
+
+    def _finish(self, task: HostTask, flight: _Flight) -> HostResult:
+        if flight.fault is not None:
+            fault = flight.fault
+            raise HostError(
+                f"{flight.call.name} in task {task.pid}: {FAULTS.get(fault.v0, 'puppet fault')} "
+                f"({errno_name(-fault.ret)})"
+            )
+        assert flight.reply is not None
+        reply = flight.reply
+        data = None
+        if flight.call.decode is not None and reply.ret >= 0:
+            data = flight.call.decode(reply, b"".join(flight.chunks) + reply.data)
+        return HostResult(reply.ret, data, flight.child)
+
+    def _lost(self, task: HostTask, flight: _Flight) -> HostResult:
+        """The task died inside its call (exit, exit_group, a fatal signal)."""
+        task._gone = True
+        return HostResult(0, None, flight.child, gone=True)
+
+    # ---- messages ------------------------------------------------------------------------------
+
+    def _receive(self, sock: socket.socket) -> _Message | None:
+        """One message if one is waiting; None if none is (or the channel is closed)."""
+        try:
+            data, ancillary, flags, _ = sock.recvmsg(RECV_SIZE, ANC_SIZE, RECV_FLAGS)
+        except (BlockingIOError, ConnectionResetError):
+            return None
+        fds: list[int] = []
+        sender = None
+        for level, kind, body in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(array.array("i", body[: len(body) - len(body) % 4]))
+            elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                sender = struct.unpack_from("i", body)[0]
+        if not data:
+            return None
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(data) < REP.size:
+            for fd in fds:
+                os.close(fd)
+            raise HostError("a puppet sent a message the host layer cannot read")
+        return _Message(Reply.unpack(data), fds, sender)
+
+    def _drain(self, task: HostTask, flight: _Flight) -> None:
+        while not flight.complete() and (message := self._receive(task._sock)) is not None:
+            reply = message.reply
+            if reply.kind is Kind.HELLO:
+                flight.child = self._adopt_child(message)
+                flight.child_lost = flight.child is None
+                continue
+            for fd in message.fds:
+                os.close(fd)
+            if reply.kind is Kind.CHUNK:
+                flight.chunks.append(reply.data)
+            elif reply.kind is Kind.FAULT:
+                flight.fault = reply
+            elif reply.kind in (Kind.RESULT, Kind.EXEC):
+                flight.reply = reply
+                if reply.kind is Kind.EXEC:
+                    self._after_exec(task, message.sender)
+            else:
+                raise HostError(f"task {task.pid} sent an unexpected {reply.kind.name} message")
+
+    def _adopt_child(self, message: _Message) -> HostTask | None:
+        """The new task that said hello; None if it died before it could be looked at."""
+        if len(message.fds) != 1 or message.sender is None:
+            for fd in message.fds:
+                os.close(fd)
+            raise HostError("a new task announced itself without its channel or its credentials")
+        sock = socket.socket(fileno=message.fds[0])
+        try:
+            host_tid, ns = self._locate(message.sender, message.reply.v0)
+            return self._adopt_task(ns[1], host_tid, len(ns), message.reply.v1, sock)
+        except ProcessLookupError:
+            return None
+
+    def _locate(self, host_tgid: int, ns_tid: int) -> tuple[int, list[int]]:
+        """Host tid and NSpid of the task whose tid in its own namespace is ``ns_tid``."""
+        ns = procfs.nspid(host_tgid)
+        if ns and ns[-1] == ns_tid:
+            return host_tgid, ns
+        for entry in procfs.list_dir(f"/proc/{host_tgid}/task"):
+            ns = procfs.nspid(int(entry))
+            if ns and ns[-1] == ns_tid:
+                return int(entry), ns
+        raise ProcessLookupError(f"no thread {ns_tid} in host process {host_tgid}")
+
+    def _after_exec(self, task: HostTask, host_tgid: int | None) -> None:
+        """A thread other than the leader that execs takes over the leader's pid (de_thread);
+        the old leader, dead, keeps the thread's old pid."""
+        if host_tgid is None or host_tgid == task._host_pid:
+            return
+        old_pid, old_host = task._pid, task._host_pid
+        leader = self._known[host_tgid]
+        leader._gone = True
+        # The struct pids were exchanged, and so were the tasks their pidfds point at.
+        leader._pidfd, task._pidfd = task._pidfd, leader._pidfd
+        leader._pid, leader._host_pid = old_pid, old_host
+        task._pid, task._host_pid = self._pids[host_tgid], host_tgid
+        self._known[old_host], self._known[host_tgid] = leader, task
+
+    # ---- /proc ---------------------------------------------------------------------------------
+
+    def _alive(self, task: HostTask) -> bool:
+        if not (task._gone or self._closed):
+            task._gone = bool(_revents(task._pidfd)) or procfs.state(task._host_pid) in (None, "Z", "X")
+        return not (task._gone or self._closed)
+
+    def _moving(self, task: HostTask) -> bool:
+        """Running, or dying and not yet a zombie: something about it is still to happen."""
+        if task._gone or _revents(task._pidfd):
+            task._gone = True
+            return False
+        letter, flags = procfs.stat(task._host_pid) or ("X", 0)
+        task._gone = letter in "ZX"
+        return letter == "R" or (bool(flags & procfs.PF_EXITING) and not task._gone)
+
+    def _asleep(self, task: HostTask, flight: _Flight) -> bool:
+        """Is the task asleep in this call's own system call (or stopped)? Then it is pending."""
+        if flight.call.shape is Shape.CLONE and flight.child is None:
+            return False  # a vfork parent is pending only once its child is known
+        if procfs.state(task._host_pid) in ("T", "t"):
+            return True
+        return procfs.sleeping_syscall(task._host_pid) in flight.call.blocks
+
+    def _child_dead(self, parent: HostTask, nr: int) -> bool:
+        """Did the child ``nr`` (pid as the parent sees it) die before it could say hello?"""
+        pid = nr if parent._depth == 2 else self._sandbox_pid_from_view(parent._depth - 2, nr)
+        return pid is not None and procfs.state(pid, self._procfd) in (None, "Z", "X")
+
+    def _sandbox_pid_from_view(self, level: int, nr: int) -> int | None:
+        """The sandbox pid of the task that is ``nr`` at NSpid ``level`` (0 is the sandbox)."""
+        for tgid in filter(str.isdigit, procfs.list_dir(".", self._procfd)):
+            for tid in procfs.list_dir(f"{tgid}/task", self._procfd):
+                text = procfs.read_text(f"{tgid}/task/{tid}/status", dir_fd=self._procfd)
+                ns = procfs.parse_status(text or "").get("NSpid", "").split()
+                if len(ns) > level and int(ns[level]) == nr:
+                    return int(tid)
+        return None
