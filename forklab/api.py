@@ -31,7 +31,7 @@ from forklab.kernel.machine import Machine
 from forklab.kernel.main import kthread_create, start_kernel
 from forklab.kernel.mm import mmap
 from forklab.kernel.mm.mm import copy_from_user, copy_to_user
-from forklab.kernel.pid import find_task_by_pid_ns, pid_nr_ns
+from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, find_task_by_pid_ns, pid_nr_ns
 from forklab.kernel.pid_namespace import task_active_pid_ns
 from forklab.kernel.signal import do_sigaction, sigprocmask
 from forklab.kernel.syscall import PendingCall, TaskGone, alive, invoke
@@ -389,6 +389,18 @@ class TaskHandle:
     def setgroups(self, groups: Iterable[int]) -> None:
         gids = list(groups)
         self._call("setgroups", lambda k, t: sys.sys_setgroups(k, t, gids))
+
+    def setsid(self) -> int:
+        return self._call("setsid", sys.ksys_setsid)  # type: ignore[no-any-return]
+
+    def setpgid(self, pid: int, pgid: int) -> None:
+        self._call("setpgid", lambda k, t: sys.ksys_setpgid(k, t, pid, pgid))
+
+    def getpgid(self, pid: int = 0) -> int:
+        return self._call("getpgid", lambda k, t: sys.getpgid_or_sid(k, t, pid, PIDTYPE_PGID))  # type: ignore[no-any-return]
+
+    def getsid(self, pid: int = 0) -> int:
+        return self._call("getsid", lambda k, t: sys.getpgid_or_sid(k, t, pid, PIDTYPE_SID))  # type: ignore[no-any-return]
 
     def getrlimit(self, resource: int) -> tuple[int, int]:
         return self._call("getrlimit", lambda k, t: sys.do_prlimit(k, t, t, resource, None))  # type: ignore[no-any-return]

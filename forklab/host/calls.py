@@ -329,9 +329,11 @@ def getrlimit(resource: int) -> Call:
 
 
 @_call
-def setrlimit(resource: int, soft: int, hard: int) -> Call:
-    limits = struct.pack("<QQ", _u64(soft), _u64(hard))
-    return _sys("setrlimit", _Builder().num(0, resource).ptr(limits).num(0), syscall="prlimit64")
+def setrlimit(resource: int, limits: tuple[int, int]) -> Call:
+    """As the model's API takes it: (resource, (soft, hard))."""
+    soft, hard = limits
+    limits_raw = struct.pack("<QQ", _u64(soft), _u64(hard))
+    return _sys("setrlimit", _Builder().num(0, resource).ptr(limits_raw).num(0), syscall="prlimit64")
 
 
 @_call

@@ -361,9 +361,11 @@ class Sandbox:
 
     # ---- what the caller sees ------------------------------------------------------------------
 
-    def tasks(self) -> list[HostTask]:
-        """The tasks still alive, in order of birth."""
-        return [task for task in self._known.values() if self._alive(task)]
+    def tasks(self, zombies: bool = False) -> list[HostTask]:
+        """The tasks still alive (with ``zombies``, also those not yet reaped), in order of birth."""
+        if not zombies:
+            return [task for task in self._known.values() if self._alive(task)]
+        return [task for task in self._known.values() if procfs.read_text(f"{task.pid}/stat", dir_fd=self._procfd)]
 
     def task(self, pid: int) -> HostTask:
         """The live task with sandbox pid ``pid``."""
@@ -382,7 +384,8 @@ class Sandbox:
         status = procfs.parse_status(text)
         for field in ("Uid", "Gid", "Groups"):
             if field in status:
-                status[field] = " ".join(str(inside_id(int(i), self._id_base)) for i in status[field].split())
+                separator = " " if field == "Groups" else "\t"
+                status[field] = separator.join(str(inside_id(int(i), self._id_base)) for i in status[field].split())
         return status
 
     def trace(self, wait_free: bool = False) -> list[TraceRecord]:

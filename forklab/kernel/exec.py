@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cred import Cred, commit_creds, prepare_creds
 from forklab.kernel.errors import KernelError, NotModelled
 from forklab.kernel.fs.file import FilesStruct, do_close_on_exec, dup_fd, put_files_struct
 from forklab.kernel.fs.namei import path_lookup
@@ -42,6 +43,7 @@ from forklab.kernel.task import (
 )
 from forklab.kernel.trace import trace_sched_process_exec
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC, is_rlimit_overlimit
+from forklab.kernel.user_namespace import make_kuid
 from forklab.uapi import errno as E
 from forklab.uapi.resource import RLIMIT_NPROC
 from forklab.uapi.signal import SIGCHLD
@@ -84,12 +86,33 @@ def do_execve(k: Machine, current: Task, filename: str, argv: tuple[str, ...], e
         k.kmem_cache_free("mm_struct")
         raise
     mm.pgd = True
+    new_cred = bprm_creds_from_file(k, current)
     # The point of no return: from here the old program is gone.
     old_pid = current.pid
     begin_new_exec(k, current, mm, filename)
+    commit_creds(k, current, new_cred)
     setup_new_exec(k, current, mm, argv, envp)
     trace_sched_process_exec(k, current, filename, old_pid)
     return 0
+
+
+def bprm_creds_from_file(k: Machine, current: Task) -> Cred:
+    """The credentials the new program runs with (security/commoncap.c).
+
+    The model's programs carry no file capabilities and no set-id bits, so: the namespace's
+    root (real or effective uid 0) gets its bounding and inheritable sets as permitted, and
+    an effective set if its euid is 0; anyone else keeps only the ambient set.
+    """
+    new = prepare_creds(k, current)
+    root = make_kuid(new.user_ns, 0)
+    permitted = 0
+    if root != -1 and root in (new.euid, new.uid):
+        permitted = new.cap_bset | new.cap_inheritable
+    new.suid = new.fsuid = new.euid
+    new.sgid = new.fsgid = new.egid
+    new.cap_permitted = permitted | new.cap_ambient
+    new.cap_effective = new.cap_permitted if root != -1 and new.euid == root else new.cap_ambient
+    return new
 
 
 def begin_new_exec(k: Machine, me: Task, mm: MmStruct, filename: str) -> None:

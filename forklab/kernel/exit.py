@@ -279,19 +279,22 @@ def zap_pid_ns_processes(k: Machine, me: Task, then: Callable[[], None]) -> None
     for nr in sorted(pid_ns.idr):
         task = pid_task(pid_ns.idr[nr], PIDTYPE_PID) if nr >= 2 else None
         if task is not None and not task.pending.signal & (1 << (SIGKILL - 1)):
-            send_sig(k, SIGKILL, task)
+            send_sig(k, SIGKILL, task, group=True)
+    # kernel_wait4(-1, __WALL) until ECHILD: each call is one wait (and one trace line), however
+    # often it sleeps before a child can be reaped.
 
-    def reap_then_wait() -> None:
+    def reap_then_wait(fresh: bool = True) -> None:
         while True:
             try:
-                pid, _ = kernel_wait4(k, me, -1, __WALL | WNOHANG, trace=False)
+                pid, _ = kernel_wait4(k, me, -1, __WALL | WNOHANG, trace=fresh)
             except KernelError:
                 break  # ECHILD: no children left
             if pid == 0:
-                raise WouldBlock(me.signal.wait_chldexit, reap_then_wait, TASK_INTERRUPTIBLE)
+                raise WouldBlock(me.signal.wait_chldexit, lambda: reap_then_wait(False), TASK_INTERRUPTIBLE)
+            fresh = True
         if pid_ns.pid_allocated != init_pids:
             # free_pid wakes the reaper when only its own pids are left.
-            raise WouldBlock(None, reap_then_wait, TASK_INTERRUPTIBLE)
+            raise WouldBlock(None, lambda: reap_then_wait(False), TASK_INTERRUPTIBLE)
         then()
 
     reap_then_wait()

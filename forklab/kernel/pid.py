@@ -174,6 +174,8 @@ def detach_pid(task: Task, kind: int, freed: list[Pid]) -> None:
 
 
 def change_pid(task: Task, kind: int, new: Pid | None, freed: list[Pid]) -> None:
+    """Move the task from its pid of ``kind`` to ``new`` (detach when None); the old pid goes on
+    ``freed`` if nothing uses it any more."""
     pid = task_pid_ptr(task, kind)
     if kind <= PIDTYPE_TGID:
         pid.tasks[kind] = None
@@ -183,6 +185,8 @@ def change_pid(task: Task, kind: int, new: Pid | None, freed: list[Pid]) -> None
         if not members:
             pid.tasks[kind] = None
     set_task_pid_ptr(task, kind, new)
+    if new is not None:
+        attach_pid(task, kind)
     if not any(pid.tasks):
         freed.append(pid)
 

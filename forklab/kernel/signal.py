@@ -368,7 +368,11 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
 
 
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
-    """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal."""
+    """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal.
+
+    "Busy" is TIF_SIGPENDING, which only signal_wake_up() sets: the signal being sent, already
+    queued, does not count.
+    """
     from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, PF_EXITING
 
     if p.blocked & S.sigmask(sig) or p.flags & PF_EXITING:
@@ -377,7 +381,8 @@ def wants_signal(k: Machine, sig: int, p: Task) -> bool:
         return True
     if p.state & (__TASK_STOPPED | __TASK_TRACED):
         return False
-    return p is k.current or not task_sigpending(p)
+    others = (p.pending.signal | p.signal.shared_pending.signal) & ~p.blocked & ~S.sigmask(sig)
+    return p is k.current or not (others or p.jobctl & JOBCTL_PENDING_MASK)
 
 
 def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
@@ -403,11 +408,13 @@ def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
         and (sig == S.SIGKILL or not p.ptrace)
         and not sig_kernel_coredump(sig)
     ):
-        # The whole group dies: every thread gets SIGKILL now.
+        # The whole group dies: every thread gets SIGKILL now, woken from p on.
         signal.flags = SIGNAL_GROUP_EXIT
         signal.group_exit_code = sig
         signal.group_stop_count = 0
-        for t in signal.thread_head:
+        threads = signal.thread_head
+        first = threads.index(p) if p in threads else 0
+        for t in threads[first:] + threads[:first]:
             t.jobctl &= ~JOBCTL_PENDING_MASK
             t.pending.signal |= S.sigmask(S.SIGKILL)
             signal_wake_up(k, t, fatal=True)
@@ -645,12 +652,13 @@ def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, code: int 
 def kill_something_info(k: Machine, current: Task, sig: int, pid: int) -> None:
     """kill(pid, sig): a process (> 0), the caller's group (0), everyone it may (-1), a group (< -1)."""
     from forklab.kernel.invariants import all_tasks
-    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_TGID, find_pid_ns, pid_task, pid_tasks
+    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, find_pid_ns, pid_task, pid_tasks
     from forklab.kernel.pid_namespace import task_active_pid_ns
 
     ns = task_active_pid_ns(current)
     if pid > 0:
-        t = pid_task(find_pid_ns(pid, ns), PIDTYPE_TGID)
+        # Any thread's id names its whole process (kill_pid_info looks up PIDTYPE_PID).
+        t = pid_task(find_pid_ns(pid, ns), PIDTYPE_PID)
         if t is None:
             raise KernelError(E.ESRCH, f"kill: no process {pid}")
         group_send_sig_info(k, current, sig, t)

@@ -14,7 +14,7 @@ from forklab.kernel.cred import (
     set_cred_ucounts,
 )
 from forklab.kernel.errors import KernelError, NotModelled
-from forklab.kernel.pid import PIDTYPE_PID, PIDTYPE_TGID, pid_nr_ns, task_pid_nr_ns
+from forklab.kernel.pid import PIDTYPE_PID, PIDTYPE_TGID, Pid, pid_nr_ns, task_pid_nr_ns
 from forklab.kernel.pid_namespace import task_active_pid_ns
 from forklab.kernel.task import PF_NPROC_EXCEEDED, TASK_COMM_LEN, Task
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC, is_rlimit_overlimit
@@ -319,3 +319,90 @@ def propagate_has_child_subreaper(current: Task) -> None:
                     continue
                 signal.has_child_subreaper = True
                 stack.append(child)
+
+
+# ---- process groups and sessions ------------------------------------------------------------------
+
+
+def ksys_setsid(k: Machine, current: Task) -> int:
+    """A new session and process group, both named by the caller's tgid; EPERM if one exists."""
+    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, change_pid, free_pid, pid_task, task_pid_vnr
+
+    leader = current.group_leader
+    sid = leader.thread_pid
+    assert sid is not None
+    if leader.signal.leader:
+        raise KernelError(E.EPERM, "setsid: the caller already leads a session")
+    if pid_task(sid, PIDTYPE_PGID) is not None:
+        raise KernelError(E.EPERM, "setsid: a process group already has the caller's id")
+    leader.signal.leader = True
+    freed: list[Pid] = []
+    for kind in (PIDTYPE_SID, PIDTYPE_PGID):
+        if leader.signal.pids[kind] is not sid:
+            change_pid(leader, kind, sid, freed)
+    for pid in freed:
+        free_pid(k, pid)
+    return task_pid_vnr(leader, PIDTYPE_PID, current)
+
+
+def ksys_setpgid(k: Machine, current: Task, pid: int, pgid: int) -> None:
+    """Move a process (the caller or a child not yet exec'd) into a process group of its session."""
+    from forklab.kernel.pid import (
+        PIDTYPE_PGID,
+        PIDTYPE_SID,
+        change_pid,
+        find_pid_ns,
+        find_task_by_pid_ns,
+        free_pid,
+        pid_task,
+    )
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+    from forklab.kernel.task import PF_FORKNOEXEC
+
+    leader = current.group_leader
+    ns = task_active_pid_ns(current)
+    if not pid:
+        pid = task_pid_nr_ns(leader, PIDTYPE_PID, ns)
+    if not pgid:
+        pgid = pid
+    if pgid < 0:
+        raise KernelError(E.EINVAL, "setpgid: negative process group")
+    p = find_task_by_pid_ns(pid, ns)
+    if p is None:
+        raise KernelError(E.ESRCH, f"setpgid: no process {pid}")
+    if p.exit_signal < 0:
+        raise KernelError(E.EINVAL, "setpgid: a thread is not a process")
+    session = leader.signal.pids[PIDTYPE_SID]
+    parent = p.real_parent
+    if parent is not None and parent.signal is leader.signal:
+        if p.signal.pids[PIDTYPE_SID] is not session:
+            raise KernelError(E.EPERM, "setpgid: the child is in another session")
+        if not p.flags & PF_FORKNOEXEC:
+            raise KernelError(E.EACCES, "setpgid: the child has already exec'd")
+    elif p is not leader:
+        raise KernelError(E.ESRCH, "setpgid: neither the caller nor one of its children")
+    if p.signal.leader:
+        raise KernelError(E.EPERM, "setpgid: a session leader cannot change its group")
+    group = p.thread_pid
+    if pgid != pid:
+        group = find_pid_ns(pgid, ns)
+        member = pid_task(group, PIDTYPE_PGID)
+        if member is None or member.signal.pids[PIDTYPE_SID] is not session:
+            raise KernelError(E.EPERM, f"setpgid: no process group {pgid} in the caller's session")
+    if p.signal.pids[PIDTYPE_PGID] is not group:
+        freed: list[Pid] = []
+        change_pid(p, PIDTYPE_PGID, group, freed)
+        for stale in freed:
+            free_pid(k, stale)
+
+
+def getpgid_or_sid(k: Machine, current: Task, pid: int, kind: int) -> int:
+    """getpgid(pid) and getsid(pid): 0 for a group outside the caller's pid namespace."""
+    from forklab.kernel.pid import find_task_by_pid_ns, pid_nr_ns
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+
+    ns = task_active_pid_ns(current)
+    target = current if not pid else find_task_by_pid_ns(pid, ns)
+    if target is None:
+        raise KernelError(E.ESRCH, f"getpgid/getsid: no process {pid}")
+    return pid_nr_ns(target.signal.pids[kind], ns)

@@ -19,6 +19,7 @@ from forklab.kernel.fs import pipe
 from forklab.kernel.fs.namespace import do_mount
 from forklab.kernel.mm import mmap
 from forklab.kernel.mm.mm import copy_from_user, copy_to_user, get_user_u64, put_user_u32
+from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID
 from forklab.kernel.signal import do_sigaction, do_tkill, kill_something_info, sigprocmask
 from forklab.uapi import errno as E
 
@@ -213,6 +214,10 @@ SYSCALLS: dict[str, Syscall] = {
     "setresuid": zero(sys.sys_setresuid),
     "setresgid": zero(sys.sys_setresgid),
     "setgroups": _setgroups,
+    "setsid": sys.ksys_setsid,
+    "setpgid": lambda k, c, pid, pgid: zero(sys.ksys_setpgid)(k, c, to_int32(pid), to_int32(pgid)),
+    "getpgid": lambda k, c, pid: sys.getpgid_or_sid(k, c, to_int32(pid), PIDTYPE_PGID),
+    "getsid": lambda k, c, pid: sys.getpgid_or_sid(k, c, to_int32(pid), PIDTYPE_SID),
     "prlimit64": _prlimit64,
     "unshare": zero(fork.ksys_unshare),
     "open": lambda k, c, path, flags, mode=0: fsopen.do_sys_open(k, c, strncpy_from_user(c, path), flags, mode),

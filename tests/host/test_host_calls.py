@@ -64,8 +64,8 @@ CASES: list[tuple[str, tuple[Any, ...], int | Check, Any]] = [
     ("setgroups", ([1, 2, 3],), 0, None),
     ("setgroups", ([70000],), -EINVAL, None),
     ("getrlimit", (RLIMIT_NOFILE,), 0, lambda d: d[0] <= d[1]),
-    ("setrlimit", (RLIMIT_NOFILE, 64, 64), 0, None),
-    ("setrlimit", (RLIMIT_NOFILE, 64, RLIM_INFINITY), -EPERM, None),  # no CAP_SYS_RESOURCE in the host's namespace
+    ("setrlimit", (RLIMIT_NOFILE, (64, 64)), 0, None),
+    ("setrlimit", (RLIMIT_NOFILE, (64, RLIM_INFINITY)), -EPERM, None),  # no CAP_SYS_RESOURCE in the host's namespace
     ("unshare", (CLONE_NEWUTS,), 0, None),
     ("unshare", (1,), -EINVAL, None),
     ("setpgid", (0, 0), 0, None),

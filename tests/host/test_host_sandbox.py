@@ -107,6 +107,7 @@ def test_puppet_fds_stay_out_of_the_way(sb: Sandbox) -> None:
     assert sb.status(init)["FDSize"] == "64"
     child = init.call("fork").child
     assert child is not None
+    assert child.call("getpid").ret > 1  # the child has answered: its own setup is over
     fds = {int(fd) for fd in os.listdir(f"/proc/{child.host_pid}/fd")}
     assert fds - {0, 1, 2} <= RESERVED_FDS
     assert len(fds) == 4
@@ -252,7 +253,7 @@ def test_user_errors_are_clear(sb: Sandbox) -> None:
 
 def test_the_puppet_says_when_it_cannot_do_its_part(sb: Sandbox) -> None:
     init = sb.init
-    assert init.call("setrlimit", RLIMIT_NOFILE, 10, 10).ret == 0
+    assert init.call("setrlimit", RLIMIT_NOFILE, (10, 10)).ret == 0
     with pytest.raises(HostError, match=r"control channel .* RLIMIT_NOFILE"):
         init.call("fork")
     assert {int(fd) for fd in os.listdir(f"/proc/{init.host_pid}/fd")} == {0, 1, 2, 63}

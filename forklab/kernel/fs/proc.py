@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
     from forklab.kernel.mm.mm import MmStruct
     from forklab.kernel.pid_namespace import PidNamespace
+    from forklab.kernel.user_namespace import UserNamespace
 
 Reader = Callable[["Machine", Task, "PidNamespace"], str]
 Writer = Callable[["Machine", Task, str], None]
@@ -198,7 +199,7 @@ def pid_dir(name: str, task: Task) -> Inode:
         return {
             "status": proc_file("status", proc_pid_status, task=task),
             "stat": proc_file("stat", proc_pid_stat, task=task),
-            "comm": proc_file("comm", lambda k, t, ns: t.comm + "\n", task=task),
+            "comm": comm_file(task),
             "maps": proc_file("maps", proc_pid_maps, task=task),
             "uid_map": proc_file("uid_map", lambda k, t, ns: id_map_text(reader(k), t, gid=False),
                                  proc_uid_map_store(gid=False), task, 0o644, uid),
@@ -210,6 +211,19 @@ def pid_dir(name: str, task: Task) -> Inode:
         }  # fmt: skip
 
     return proc_dir(name, entries)
+
+
+def comm_file(task: Task) -> Inode:
+    """/proc/<pid>/comm: readable by all; the task's own group may write a new name. The first
+    15 bytes written become the name as they are, a trailing newline included."""
+
+    def store(k: Machine, t: Task, text: str) -> None:
+        current = reader(k)
+        if current.signal is not t.signal:
+            raise KernelError(E.EINVAL, "comm: only the task's own thread group may rename it")
+        t.comm = text[:15]
+
+    return proc_file("comm", lambda k, t, ns: t.comm + "\n", store, task, 0o644, task.cred.euid)
 
 
 def task_entries(k: Machine, mnt: Mount, leader: Task) -> dict[str, Inode]:
@@ -229,7 +243,7 @@ def tid_dir(name: str, task: Task) -> Inode:
         return {
             "status": proc_file("status", proc_pid_status, task=task),
             "stat": proc_file("stat", proc_pid_stat, task=task),
-            "comm": proc_file("comm", lambda k, t, ns: t.comm + "\n", task=task),
+            "comm": comm_file(task),
             "children": proc_file("children", proc_task_children, task=task),
             "fail-nth": proc_file("fail-nth", lambda k, t, ns: read_fail_nth(t),
                                   lambda k, t, text: write_fail_nth(t, text), task, 0o644, task.cred.euid),
@@ -310,12 +324,14 @@ def cpumask_text(bits: int, nbits: int) -> str:
     return ",".join([first] + [f"{w:08x}" for w in reversed(words[:-1])])
 
 
-def proc_pid_status(k: Machine, task: Task, ns: PidNamespace) -> str:
+def proc_pid_status(k: Machine, task: Task, ns: PidNamespace, reader_ns: UserNamespace | None = None) -> str:
+    """The text of /proc/<pid>/status; pids as ``ns`` shows them, ids as ``reader_ns`` (the
+    reader's own user namespace by default) maps them."""
     from forklab.kernel.ucount import UCOUNT_RLIMIT_SIGPENDING
     from forklab.kernel.user_namespace import from_kgid_munged, from_kuid_munged
     from forklab.uapi.resource import RLIMIT_SIGPENDING
 
-    reader_ns = reader(k).cred.user_ns
+    reader_ns = reader_ns or reader(k).cred.user_ns
     cred = task.cred
     pid = task.thread_pid
     lines = [f"Name:\t{task.comm}"]

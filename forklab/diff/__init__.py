@@ -1,0 +1,1 @@
+"""Running one sequence of system calls on the model and on the host kernel, and comparing."""

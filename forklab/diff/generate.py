@@ -1,0 +1,334 @@
+"""Random sequences that reach deep states, and shrinking a disagreement to its smallest form.
+
+A sequence is made by playing the model: each step is chosen among what the model's current
+state allows (a task that exists and is not asleep, an fd that is open, a mapping that
+exists), so runs go deep (threads, nested pid and user namespaces, dropped privileges,
+rlimits, exits in every order) instead of failing at the first step. The same seed gives
+the same sequence.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from forklab.diff.script import Scenario, ScenarioError, Step, parse_line
+from forklab.diff.sides import OK, PENDING, ModelSide, Outcome
+
+# Flags a random clone draws from, with the names a scenario line shows.
+CLONE_BITS = (
+    "CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD", "CLONE_SYSVSEM", "CLONE_SETTLS",
+    "CLONE_PARENT_SETTID", "CLONE_CHILD_SETTID", "CLONE_CHILD_CLEARTID", "CLONE_PARENT", "CLONE_VFORK",
+    "CLONE_NEWPID", "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWUSER", "CLONE_IO",
+)  # fmt: skip
+THREAD = "CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD"
+PTHREAD = f"{THREAD} | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID"
+UNSHARE_BITS = (
+    "CLONE_FILES",
+    "CLONE_FS",
+    "CLONE_NEWNS",
+    "CLONE_NEWUTS",
+    "CLONE_NEWIPC",
+    "CLONE_NEWUSER",
+    "CLONE_NEWPID",
+)
+PATHS = ("/bin/ls", "/bin/sh", "/sbin/getty", "/nope", "/tmp", "/dev/null")
+FILES = ("/dev/null", "/tmp/a", "/tmp/b", "/proc/self/comm", "/nope/x")
+SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGTERM", "SIGKILL", "SIGCONT", "0")
+WAIT_OPTIONS = ("0", "WNOHANG", "__WALL", "WNOHANG | __WALL", "__WCLONE | WNOHANG", "WNOHANG | __WNOTHREAD", "0x4000")
+
+
+@dataclass
+class Generator:
+    """Plays the model to pick each next step."""
+
+    rng: random.Random
+    model: ModelSide
+
+    def __post_init__(self) -> None:
+        from forklab.diff.compare import Side
+
+        self.side = Side(self.model)
+        self.side.start()
+        self.steps: list[Step] = []
+        self.counter = 0
+        self.fds: dict[str, str] = {}  # fd name -> the task that opened it
+        self.maps: dict[str, tuple[str, int]] = {}  # address name -> (task, length)
+
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def ready_tasks(self) -> list[str]:
+        from forklab.diff.sides import TaskRef
+
+        names = []
+        for name, ref in self.side.names.items():
+            if isinstance(ref, TaskRef) and ref.handle is not None:
+                handle = ref.handle
+                if handle.alive and handle.state == "R" and handle.task_struct.pending_call is None:
+                    names.append(name)
+        return names
+
+    def tasks(self) -> list[str]:
+        from forklab.diff.sides import TaskRef
+
+        return [name for name, ref in self.side.names.items() if isinstance(ref, TaskRef)]
+
+    def play(self, line: str) -> Outcome:
+        """Add one step (a line of the sequence language) and run it on the model."""
+        from forklab.diff.compare import run_step
+
+        step = parse_line(line, f"generated step {len(self.steps) + 1}", len(self.steps) + 1)
+        assert step is not None
+        outcome = run_step(self.side, len(self.steps), step)
+        self.steps.append(step)
+        return outcome
+
+    def step(self) -> None:
+        ready = self.ready_tasks()
+        if not ready:
+            return
+        actor = self.rng.choice(ready)
+        action = self.rng.choices(ACTIONS, weights=[weight for _, weight in ACTIONS])[0][0]
+        action(self, actor)
+
+
+def one_of(rng: random.Random, items: tuple[str, ...]) -> str:
+    return rng.choice(items)
+
+
+def some_of(rng: random.Random, items: tuple[str, ...], most: int) -> str:
+    chosen = rng.sample(items, rng.randint(0, most))
+    return " | ".join(chosen) if chosen else "0"
+
+
+# ---- actions ----------------------------------------------------------------------------------
+
+
+def act_fork(g: Generator, actor: str) -> None:
+    g.play(f"{g.fresh('t')} = {actor}.fork()")
+
+
+def act_vfork(g: Generator, actor: str) -> None:
+    child = g.fresh("t")
+    g.play(f"{child} = {actor}.vfork()")
+    if child in g.side.names:
+        # A vfork child runs on its parent's memory: it execs or exits next, as real code does.
+        if g.rng.random() < 0.5:
+            g.play(f"{child}.execve({one_of(g.rng, PATHS)!r}, ['x'])")
+        else:
+            g.play(f"{child}.exit({g.rng.randint(0, 3)})")
+
+
+def act_thread(g: Generator, actor: str) -> None:
+    stack = stack_for(g, actor)
+    g.play(f"{g.fresh('t')} = {actor}.clone({PTHREAD}, stack={stack} + 65536, parent_tid={stack}, "
+           f"child_tid={stack}, tls={stack})")  # fmt: skip
+
+
+def act_clone(g: Generator, actor: str) -> None:
+    flags = some_of(g.rng, CLONE_BITS, 5)
+    signal = one_of(g.rng, ("SIGCHLD", "SIGCHLD", "0", "SIGUSR1"))
+    stack = stack_for(g, actor) if "CLONE_VM" in flags else ""
+    extra = f", stack={stack} + 65536, parent_tid={stack}, child_tid={stack}, tls={stack}" if stack else ""
+    child = g.fresh("t")
+    outcome = g.play(f"{child} = {actor}.clone({flags} | {signal}{extra})")
+    if outcome.status == PENDING and child in g.side.names:
+        g.play(f"{child}.exit(0)")  # a CLONE_VFORK child: let its parent go
+
+
+def act_clone3(g: Generator, actor: str) -> None:
+    flags = some_of(g.rng, (*CLONE_BITS, "CLONE_CLEAR_SIGHAND", "CLONE_NEWTIME", "CLONE_PIDFD"), 4)
+    signal = one_of(g.rng, ("SIGCHLD", "0", "SIGUSR2", "65"))
+    word = stack_for(g, actor)
+    set_tid = one_of(g.rng, ("", "", "", ", set_tid=[1]", ", set_tid=[777]", ", set_tid=[0]"))
+    stack = f", stack={word}, stack_size=65536" if "CLONE_VM" in flags else ""
+    child = g.fresh("t")
+    outcome = g.play(f"{child} = {actor}.clone3(flags={flags}, exit_signal={signal}, pidfd={word} + 8, "
+                     f"child_tid={word}, parent_tid={word} + 4{stack}{set_tid})")  # fmt: skip
+    if outcome.status == PENDING and child in g.side.names:
+        g.play(f"{child}.exit(0)")
+
+
+def act_exit(g: Generator, actor: str) -> None:
+    if actor == "t0" and g.rng.random() < 0.9:
+        return  # the sandbox's init rarely: its death ends everything
+    call = one_of(g.rng, ("exit", "exit", "exit_group"))
+    g.play(f"{actor}.{call}({g.rng.randint(0, 255)})")
+
+
+def act_wait(g: Generator, actor: str) -> None:
+    options = one_of(g.rng, WAIT_OPTIONS)
+    target = one_of(g.rng, ("-1", "-1", "0", "-99", *g.tasks()))
+    g.play(f"{actor}.wait4({target}, {options})")
+
+
+def act_exec(g: Generator, actor: str) -> None:
+    if actor != "t0":
+        g.play(f"{actor}.execve({one_of(g.rng, PATHS)!r}, ['x'])")
+
+
+def act_unshare(g: Generator, actor: str) -> None:
+    g.play(f"{actor}.unshare({some_of(g.rng, UNSHARE_BITS, 3)})")
+
+
+def act_identity(g: Generator, actor: str) -> None:
+    call = one_of(g.rng, ("getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getresuid", "uname",
+                          "getcwd"))  # fmt: skip
+    g.play(f"{actor}.{call}()")
+
+
+def act_creds(g: Generator, actor: str) -> None:
+    uid = one_of(g.rng, ("0", "1000", "1000", "70000", "-1"))
+    call = one_of(g.rng, ("setresuid", "setresgid"))
+    g.play(f"{actor}.{call}({uid}, {uid}, {uid})")
+
+
+def act_rlimit(g: Generator, actor: str) -> None:
+    resource = one_of(g.rng, ("RLIMIT_NPROC", "RLIMIT_NOFILE"))
+    value = g.rng.choice((2, 3, 5, 64, 100))
+    g.play(f"{actor}.setrlimit({resource}, ({value}, {value}))")
+
+
+def act_files(g: Generator, actor: str) -> None:
+    choice = g.rng.random()
+    if choice < 0.4 or not g.fds:
+        fd = g.fresh("fd")
+        flags = one_of(g.rng, ("O_RDONLY", "O_RDWR | O_CREAT", "O_WRONLY | O_CREAT | O_TRUNC", "O_RDONLY | O_CLOEXEC"))
+        if g.play(f"{fd} = {actor}.open({one_of(g.rng, FILES)!r}, {flags})").status == OK:
+            g.fds[fd] = actor
+        return
+    fd = g.rng.choice(sorted(g.fds))
+    call = one_of(g.rng, ("close", "dup", "read", "write", "fcntl_getfd", "lseek"))
+    line = {
+        "close": f"{actor}.close({fd})",
+        "dup": f"{g.fresh('fd')} = {actor}.dup({fd})",
+        "read": f"{actor}.read({fd}, 8)",
+        "write": f"{actor}.write({fd}, b'hello')",
+        "fcntl_getfd": f"{actor}.fcntl({fd}, F_GETFD)",
+        "lseek": f"{actor}.lseek({fd}, 0, SEEK_SET)",
+    }[call]
+    g.play(line)
+
+
+def act_fs(g: Generator, actor: str) -> None:
+    if g.rng.random() < 0.5:
+        g.play(f"{actor}.chdir({one_of(g.rng, ('/tmp', '/', '/proc', '/nope'))!r})")
+    else:
+        g.play(f"{actor}.umask({one_of(g.rng, ('0o022', '0o077', '0o000'))})")
+
+
+def act_signals(g: Generator, actor: str) -> None:
+    choice = g.rng.random()
+    signal = one_of(g.rng, SIGNALS[:-1])
+    if choice < 0.4:
+        handler = one_of(g.rng, ("SIG_DFL", "SIG_IGN", "0x401000"))
+        flags = one_of(g.rng, ("0", "SA_RESTART", "SA_NOCLDWAIT"))
+        g.play(f"{actor}.sigaction({signal}, {handler}, {flags})")
+    elif choice < 0.6:
+        how = one_of(g.rng, ("SIG_BLOCK", "SIG_UNBLOCK", "SIG_SETMASK"))
+        g.play(f"{actor}.sigprocmask({how}, 1 << ({signal} - 1))")
+    else:
+        target = one_of(g.rng, tuple(g.tasks()))
+        g.play(f"{actor}.kill({target}, {one_of(g.rng, SIGNALS)})")
+
+
+def act_memory(g: Generator, actor: str) -> None:
+    choice = g.rng.random()
+    own = [name for name, (owner, _) in g.maps.items() if owner == actor] or list(g.maps)
+    if choice < 0.35 or not own:
+        name = g.fresh("m")
+        length = g.rng.choice((4096, 8192, 65536))
+        if g.play(f"{name} = {actor}.mmap({length})").status == OK:
+            g.maps[name] = (actor, length)
+        return
+    addr = g.rng.choice(own)
+    call = g.rng.random()
+    if call < 0.35:
+        g.play(f"{actor}.poke({addr}, b'{g.rng.choice(('abcd', 'wxyz', '1234'))}')")
+    elif call < 0.7:
+        g.play(f"{actor}.peek({addr}, 4)")
+    else:
+        advice = one_of(g.rng, ("MADV_DONTFORK", "MADV_DOFORK", "MADV_WIPEONFORK", "MADV_DONTNEED"))
+        g.play(f"{actor}.madvise({addr}, 4096, {advice})")
+
+
+def act_subreaper(g: Generator, actor: str) -> None:
+    g.play(f"{actor}.prctl(PR_SET_CHILD_SUBREAPER, {g.rng.randint(0, 1)})")
+
+
+def act_pdeath(g: Generator, actor: str) -> None:
+    g.play(f"{actor}.prctl(PR_SET_PDEATHSIG, {one_of(g.rng, ('SIGKILL', 'SIGUSR1', '0'))})")
+
+
+def stack_for(g: Generator, actor: str) -> str:
+    """A 64 KiB mapping of ``actor``'s to use as a stack and tid words."""
+    for name, (owner, length) in g.maps.items():
+        if owner == actor and length >= 65536:
+            return name
+    name = g.fresh("m")
+    if g.play(f"{name} = {actor}.mmap(65536)").status == OK:
+        g.maps[name] = (actor, 65536)
+    return name
+
+
+ACTIONS: tuple[tuple[Callable[[Generator, str], None], int], ...] = (
+    (act_fork, 10),
+    (act_vfork, 3),
+    (act_thread, 5),
+    (act_clone, 10),
+    (act_clone3, 6),
+    (act_exit, 8),
+    (act_wait, 8),
+    (act_exec, 3),
+    (act_unshare, 3),
+    (act_identity, 5),
+    (act_creds, 3),
+    (act_rlimit, 2),
+    (act_files, 6),
+    (act_fs, 3),
+    (act_signals, 5),
+    (act_memory, 6),
+    (act_pdeath, 2),
+    (act_subreaper, 2),
+)
+
+
+def random_scenario(seed: int, steps: int = 20, version: str = "6.18") -> Scenario:
+    """A sequence of about ``steps`` calls, chosen by playing the model from ``seed``."""
+    rng = random.Random(seed)
+    generator = Generator(rng, ModelSide(version))
+    while len(generator.steps) < steps and generator.ready_tasks():
+        generator.step()
+    return Scenario(generator.steps, name=f"random seed {seed}")
+
+
+# ---- shrinking ----------------------------------------------------------------------------------
+
+
+def shrink(scenario: Scenario, fails: Callable[[Scenario], bool]) -> Scenario:
+    """Delta debugging: the smallest subsequence of steps for which ``fails`` still holds."""
+    steps = list(scenario.steps)
+    chunk = max(1, len(steps) // 2)
+    while chunk >= 1:
+        start = 0
+        shrunk = False
+        while start < len(steps):
+            candidate = steps[:start] + steps[start + chunk :]
+            if candidate and still_fails(candidate, scenario.name, fails):
+                steps = candidate
+                shrunk = True
+            else:
+                start += chunk
+        if not shrunk:
+            chunk //= 2
+    return Scenario(steps, name=f"{scenario.name} (shrunk)")
+
+
+def still_fails(steps: list[Step], name: str, fails: Callable[[Scenario], bool]) -> bool:
+    try:
+        return fails(Scenario(steps, name))
+    except ScenarioError:
+        return False  # a step lost the name it needs

@@ -1,0 +1,94 @@
+"""Differences between the model and the host that have a known cause, each with its reason.
+
+A difference that one of these explains is listed under its name in every report; it is
+never dropped. Anything else is a disagreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from forklab.uapi import errno as E
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One place where the two sides did not match."""
+
+    step: int  # index of the step it appeared after; -1 for the end of the run
+    kind: str  # "result", "pending", "tasks", "status", "trace"
+    what: str  # the step's text, or "t1 State", or the trace event
+    model: str
+    host: str
+    explained_by: str = ""
+
+
+@dataclass(frozen=True)
+class Known:
+    name: str
+    reason: str
+    matches: Callable[[Difference], bool]
+
+
+def _result_of(prefix: str) -> Callable[[Difference], bool]:
+    return lambda d: d.kind == "result" and prefix in d.what
+
+
+KNOWN: tuple[Known, ...] = (
+    Known(
+        "no-fault-injection",
+        "the host kernel is built without CONFIG_FAULT_INJECTION: /proc/*/fail-nth does not exist there",
+        lambda d: "fail-nth" in d.what and d.host == f"-{E.name(E.ENOENT)}",
+    ),
+    Known(
+        "kernel-release",
+        "uname's release and version name the host's build (6.18.44); the model reports its profile",
+        lambda d: d.kind == "result" and ".uname(" in d.what and _same_but(d, (2, 3)),
+    ),
+    Known(
+        "peek-short-read",
+        "peek on the host is process_vm_readv, which returns a short count at a hole; the model gives EFAULT",
+        lambda d: _result_of(".peek(")(d) and d.model == f"-{E.name(E.EFAULT)}" and d.host.startswith("b"),
+    ),
+    Known(
+        "idle-state",
+        "a host puppet waiting for its next command sleeps (S); a model task between calls is runnable (R)",
+        lambda d: d.kind == "status" and d.what.endswith(" State") and {d.model[:1], d.host[:1]} == {"R", "S"},
+    ),
+    Known(
+        "concurrent-order",
+        "tasks the host runs at the same time (a pid namespace's tasks killed together, a signal's"
+        " victims) interleave their tracepoint lines by timing; each task's own lines agree in order",
+        lambda d: d.kind == "trace" and d.what == "order of trace lines across tasks",
+    ),
+    Known(
+        "wakeup-cpu",
+        "which CPU a new task is woken on depends on the host scheduler's load at that moment",
+        lambda d: d.kind == "trace" and "sched_wakeup_new" in d.what and "target_cpu" in d.model + d.host,
+    ),
+)
+
+
+def _same_but(d: Difference, fields: tuple[int, ...]) -> bool:
+    """Two tuples printed with repr that differ only at ``fields``."""
+    import ast
+
+    try:
+        model, host = ast.literal_eval(d.model), ast.literal_eval(d.host)
+    except (ValueError, SyntaxError):
+        return False
+    if not (isinstance(model, tuple) and isinstance(host, tuple) and len(model) == len(host)):
+        return False
+    return all(m == h for index, (m, h) in enumerate(zip(model, host, strict=True)) if index not in fields)
+
+
+def explain(difference: Difference) -> Difference:
+    for known in KNOWN:
+        if known.matches(difference):
+            return Difference(**{**difference.__dict__, "explained_by": known.name})
+    return difference
+
+
+def reason(name: str) -> str:
+    return next((known.reason for known in KNOWN if known.name == name), "")

@@ -1,0 +1,175 @@
+"""Behaviours the diff campaign against the host kernel (6.18.44) found the model getting wrong.
+
+Each test pins what the host did, so the model cannot drift back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import forklab
+from forklab import (
+    __WALL,
+    EACCES,
+    EINVAL,
+    EPERM,
+    ESRCH,
+    SIG_IGN,
+    SIGCHLD,
+    SIGTERM,
+    SIGUSR1,
+    SyscallError,
+)
+from tests.conftest import PTHREAD_FLAGS
+
+
+def errno_of(call: object) -> int:
+    with pytest.raises(SyscallError) as info:
+        call()  # type: ignore[operator]
+    return int(info.value.errno)
+
+
+def threaded_child(init: forklab.TaskHandle, threads: int) -> tuple[forklab.TaskHandle, list[forklab.TaskHandle]]:
+    """A child process of ``init`` with ``threads`` extra threads, all idle between calls."""
+    leader = init.task(init.fork())
+    made = []
+    for _ in range(threads):
+        stack = leader.mmap(65536)
+        made.append(leader.task(leader.clone(PTHREAD_FLAGS, stack=stack + 65536, parent_tid=stack, tls=stack)))
+    return leader, made
+
+
+def test_fatal_signal_to_idle_process_kills_every_thread(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A default-action SIGTERM sent to a process whose threads all sit between calls kills the
+    whole group: the signal being sent does not make its target look busy (TIF_SIGPENDING)."""
+    leader, threads = threaded_child(init, 2)
+    init.kill(leader.pid, SIGTERM)
+    assert not any(t.alive for t in threads)
+    assert init.wait4(leader.pid) == (leader.pid, SIGTERM)
+    k.check()
+
+
+def test_group_kill_wakes_threads_from_the_target_on(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """complete_signal() gives SIGKILL to every thread starting at the one chosen to take the
+    signal; on the host the last thread of the list exits with group_dead=1."""
+    leader, threads = threaded_child(init, 2)
+    k.clear_trace()
+    init.tgkill(leader.pid, threads[0].pid, SIGTERM)
+    exits = [event.pid for event in k.trace_events() if event.name == "sched_process_exit"]
+    assert exits == [threads[0].pid, threads[1].pid, leader.pid]
+    init.wait4(leader.pid)
+
+
+def test_kill_by_thread_id_signals_the_process(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """kill(tid) of a thread that is not the leader names its whole process (PIDTYPE_PID lookup)."""
+    leader, threads = threaded_child(init, 1)
+    init.kill(threads[0].pid, SIGTERM)
+    assert init.wait4(leader.pid) == (leader.pid, SIGTERM)
+    assert errno_of(lambda: init.kill(threads[0].pid, 0)) == ESRCH
+
+
+def test_exec_recomputes_capabilities(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """After setresuid to a non-root uid, exec leaves no capabilities (the host shows CapPrm 0);
+    root in its namespace gets the bounding set back."""
+    child = init.task(init.fork())
+    child.setresuid(0, 1000, 1000)
+    child.execve("/bin/sh", ["sh"])
+    status = child.status()
+    bounding = status["CapBnd"]
+    assert status["CapPrm"] == bounding and status["CapEff"] == "0" * 16  # ruid 0 but euid 1000
+    child.setresuid(1000, 1000, 1000)
+    child.execve("/bin/sh", ["sh"])
+    status = child.status()
+    assert status["CapPrm"] == status["CapEff"] == "0" * 16
+    root = init.task(init.fork())
+    root.execve("/bin/sh", ["sh"])
+    assert root.status()["CapEff"] == bounding
+
+
+def test_comm_write_keeps_its_newline(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """Writing /proc/self/comm takes the first 15 bytes as they are, a trailing newline too."""
+    init.write_file("/proc/self/comm", "renamed\n")
+    assert init.comm == "renamed\n"
+    assert init.read_file("/proc/self/comm") == "renamed\n\n"
+    init.write_file("/proc/self/comm", "a-name-longer-than-fifteen")
+    assert init.comm == "a-name-longer-t"
+
+
+def test_comm_write_by_another_process_is_refused(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    child = init.task(init.fork())
+    assert errno_of(lambda: init.write_file(f"/proc/{child.pid}/comm", "x")) == EINVAL
+
+
+@pytest.mark.parametrize(("zombies", "waits"), [(0, 1), (2, 3)])
+def test_zap_pid_ns_traces_one_wait_per_call(
+    k: forklab.Kernel, init: forklab.TaskHandle, zombies: int, waits: int
+) -> None:
+    """A pid namespace's init that exits kills its tasks and waits for them until ECHILD: one
+    sched_process_wait per kernel_wait4 call, however often that call sleeps. Killed children
+    reap themselves (SIGCHLD is now ignored), so live children cost one call in all; zombies
+    from before cost one call each, then the call that finds none left."""
+    ns_init = init.task(init.clone(forklab.CLONE_NEWPID | SIGCHLD))
+    for _ in range(2):
+        child = ns_init.task(ns_init.fork())
+        if zombies:
+            child.exit(0)
+    k.clear_trace()
+    ns_init.exit(0)
+    assert sum(event.name == "sched_process_wait" for event in k.trace_events()) == waits
+    init.wait4(ns_init.pid, __WALL)
+    k.check()
+
+
+def test_setsid_and_setpgid(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """Linux's rules, in its order of checks (kernel/sys.c), as the host answered them."""
+    child = init.task(init.fork())
+    assert child.setsid() == child.pid
+    assert child.getsid() == child.pid
+    assert child.getpgid() == child.pid
+    assert errno_of(child.setsid) == EPERM  # already a session leader
+    assert errno_of(lambda: child.setpgid(0, 0)) == EPERM  # a session leader keeps its group
+    grandchild = child.task(child.fork())
+    child.setpgid(grandchild.pid, 0)  # its own group, in the caller's session
+    assert grandchild.getpgid() == grandchild.pid
+    child.setpgid(grandchild.pid, child.pid)  # back into the leader's group
+    assert grandchild.getpgid() == child.pid
+    assert errno_of(lambda: child.setpgid(grandchild.pid, -1)) == EINVAL
+    assert errno_of(lambda: child.setpgid(grandchild.pid, 999)) == EPERM  # no such group in the session
+    assert errno_of(lambda: init.setpgid(grandchild.pid, 0)) == ESRCH  # not init's child
+    grandchild.execve("/bin/sh", ["sh"])
+    assert errno_of(lambda: child.setpgid(grandchild.pid, 0)) == EACCES  # it has exec'd
+    other = init.task(init.fork())
+    other.setsid()
+    assert errno_of(lambda: init.setpgid(other.pid, 0)) == EPERM  # a child in another session
+    assert errno_of(lambda: init.getsid(4000)) == ESRCH
+    k.check()
+
+
+def test_setsid_fails_when_a_group_has_the_callers_id(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    child = init.task(init.fork())
+    child.setpgid(0, 0)  # leads a process group, not a session
+    assert errno_of(child.setsid) == EPERM
+
+
+def test_process_group_outlives_its_leader(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A group's id stays in use while a member lives, and is freed with the last one."""
+    init.sigaction(SIGCHLD, SIG_IGN)
+    leader = init.task(init.fork())
+    leader.setpgid(0, 0)
+    member = leader.task(leader.fork())
+    leader.exit(0)
+    assert member.getpgid() == leader.pid
+    pids = k.counts()["slab:pid"]
+    member.exit(0)  # init ignores SIGCHLD: the member is reaped at once, its group id with it
+    assert k.counts()["slab:pid"] == pids - 2
+    k.check()
+
+
+def test_signal_to_blocked_thread_goes_to_another(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A process signal skips a thread that blocks it and wakes one that does not."""
+    leader, threads = threaded_child(init, 1)
+    leader.sigaction(SIGUSR1, 0x401000)
+    leader.sigprocmask(forklab.SIG_BLOCK, 1 << (SIGUSR1 - 1))
+    init.kill(leader.pid, SIGUSR1)
+    assert threads[0].status()["SigPnd"] == "0" * 16  # delivered to the thread, and handled
+    assert leader.status()["ShdPnd"] == "0" * 16
