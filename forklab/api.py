@@ -78,6 +78,8 @@ class Pending:
     def __repr__(self) -> str:
         if not self.done:
             return f"<Pending {self._call.name}: asleep>"
+        if self._call.gone:
+            return f"<Pending {self._call.name}: the task died in it>"
         return (
             f"<Pending {self._call.name}: {self.result()!r}>"
             if not self._call.errno
@@ -93,10 +95,13 @@ class Pending:
         return self._call.name
 
     def result(self) -> Any:
-        """The call's result; raises TaskBlocked if it is still asleep, SyscallError if it failed."""
+        """The call's result; raises TaskBlocked if it is still asleep, SyscallError if it failed,
+        TaskGoneError if the task died in it."""
         call = self._call
         if not call.done:
             raise TaskBlocked(f"{call.name} is still asleep in the kernel")
+        if call.gone:
+            raise TaskGoneError(f"the task died in {call.name}: it never returned")
         if call.errno:
             raise SyscallError(call.errno, f"{call.name} failed after sleeping")
         return self._convert(call.value)
@@ -175,13 +180,15 @@ class Kernel:
 class TaskHandle:
     """One task; its methods are its system calls."""
 
-    __slots__ = ("_k", "_task", "_viewer", "kernel")
+    __slots__ = ("_k", "_task", "_viewer", "_viewer_ns", "kernel")
 
     def __init__(self, kernel: Kernel, task: Task, viewer: Task | None) -> None:
         self.kernel = kernel
         self._k = kernel.machine
         self._task = task
-        self._viewer = viewer
+        self._viewer = viewer or kernel.machine.init_task
+        # Kept: the viewer may die (or exec away its pid) while the handle is in use.
+        self._viewer_ns = task_active_pid_ns(self._viewer)
 
     def __repr__(self) -> str:
         return f"<task {self.comm} pid={self.pid} state={self.state}>"
@@ -226,11 +233,10 @@ class TaskHandle:
         from forklab.kernel.fs.proc import proc_pid_status
 
         k = self._k
-        viewer = self._viewer or k.init_task
         saved = k.current
-        k.current = viewer
+        k.current = self._viewer
         try:
-            text = proc_pid_status(k, self._task, task_active_pid_ns(viewer))
+            text = proc_pid_status(k, self._task, self._viewer_ns, self._viewer.cred.user_ns)
         finally:
             k.current = saved
         fields: dict[str, str] = {}
@@ -287,6 +293,11 @@ class TaskHandle:
                 return None
             raise TaskGoneError(f"{task.comm} (pid {task.pid}) died during {name}") from None
         if isinstance(result, PendingCall):
+            if result.done:
+                # It slept, and what it waited for happened before control came back.
+                if result.gone and name in ("exit", "exit_group"):
+                    return None
+                return Pending(result, convert).result()
             if result.known is not None:
                 return convert(result.known)
             return Pending(result, convert)

@@ -80,9 +80,11 @@ class Side:
             return
         kind = spec(step.call).result
         if kind == TASK:
-            if outcome.child is not None or outcome.status == OK:
-                pid = outcome.value if outcome.status == OK else outcome.raw or 0
-                self.names[step.targets[0]] = TaskRef(outcome.child, pid if isinstance(pid, int) else 0, actor)
+            if outcome.status == OK:
+                self.names[step.targets[0]] = TaskRef(outcome.child, outcome.value, actor)
+            elif outcome.child is not None:
+                # A vfork parent asleep: the child's pid as the parent will be told it.
+                self.names[step.targets[0]] = TaskRef(outcome.child, self.driver.pid_of(outcome.child, actor), actor)
         elif outcome.status != OK:
             return
         elif kind == FDS:

@@ -123,7 +123,7 @@ def act_vfork(g: Generator, actor: str) -> None:
 
 
 def act_thread(g: Generator, actor: str) -> None:
-    stack = stack_for(g, actor)
+    stack = new_stack(g, actor)
     g.play(f"{g.fresh('t')} = {actor}.clone({PTHREAD}, stack={stack} + 65536, parent_tid={stack}, "
            f"child_tid={stack}, tls={stack})")  # fmt: skip
 
@@ -131,7 +131,7 @@ def act_thread(g: Generator, actor: str) -> None:
 def act_clone(g: Generator, actor: str) -> None:
     flags = some_of(g.rng, CLONE_BITS, 5)
     signal = one_of(g.rng, ("SIGCHLD", "SIGCHLD", "0", "SIGUSR1"))
-    stack = stack_for(g, actor) if "CLONE_VM" in flags else ""
+    stack = new_stack(g, actor) if "CLONE_VM" in flags else ""
     extra = f", stack={stack} + 65536, parent_tid={stack}, child_tid={stack}, tls={stack}" if stack else ""
     child = g.fresh("t")
     outcome = g.play(f"{child} = {actor}.clone({flags} | {signal}{extra})")
@@ -142,9 +142,9 @@ def act_clone(g: Generator, actor: str) -> None:
 def act_clone3(g: Generator, actor: str) -> None:
     flags = some_of(g.rng, (*CLONE_BITS, "CLONE_CLEAR_SIGHAND", "CLONE_NEWTIME", "CLONE_PIDFD"), 4)
     signal = one_of(g.rng, ("SIGCHLD", "0", "SIGUSR2", "65"))
-    word = stack_for(g, actor)
+    word = words_for(g, actor)
     set_tid = one_of(g.rng, ("", "", "", ", set_tid=[1]", ", set_tid=[777]", ", set_tid=[0]"))
-    stack = f", stack={word}, stack_size=65536" if "CLONE_VM" in flags else ""
+    stack = f", stack={new_stack(g, actor)}, stack_size=65536" if "CLONE_VM" in flags else ""
     child = g.fresh("t")
     outcome = g.play(f"{child} = {actor}.clone3(flags={flags}, exit_signal={signal}, pidfd={word} + 8, "
                      f"child_tid={word}, parent_tid={word} + 4{stack}{set_tid})")  # fmt: skip
@@ -263,11 +263,17 @@ def act_pdeath(g: Generator, actor: str) -> None:
     g.play(f"{actor}.prctl(PR_SET_PDEATHSIG, {one_of(g.rng, ('SIGKILL', 'SIGUSR1', '0'))})")
 
 
-def stack_for(g: Generator, actor: str) -> str:
-    """A 64 KiB mapping of ``actor``'s to use as a stack and tid words."""
-    for name, (owner, length) in g.maps.items():
-        if owner == actor and length >= 65536:
+def words_for(g: Generator, actor: str) -> str:
+    """A mapping of ``actor``'s to hold tid and pidfd words."""
+    for name, (owner, _) in g.maps.items():
+        if owner == actor:
             return name
+    return new_stack(g, actor)
+
+
+def new_stack(g: Generator, actor: str) -> str:
+    """A fresh 64 KiB mapping for a new task that shares ``actor``'s memory: on the host it runs
+    on it, so two live tasks never share one (real code never does)."""
     name = g.fresh("m")
     if g.play(f"{name} = {actor}.mmap(65536)").status == OK:
         g.maps[name] = (actor, 65536)

@@ -184,6 +184,8 @@ class ModelSide:
                 return Outcome(OK, normalize(pending.name, pending.result()))
             except SyscallError as err:
                 return Outcome(ERROR, errno=err.errno or E.EIO)
+            except TaskGoneError:
+                return Outcome(GONE)
         actor = outcome.actor
         if not actor.alive:
             return Outcome(GONE)
@@ -240,10 +242,12 @@ class HostSide:
 
         self.sandbox = Sandbox(max_tasks=max_tasks, timeout=timeout, trace=trace)
         self.tracing = trace
+        self.known_ns: dict[int, tuple[list[int], list[int]]] = {}  # host pid -> namespaces()
 
     def start(self) -> Any:
         self.sandbox.start()
         self.root = self.sandbox.init
+        self.remember(self.root)
         return self.root
 
     def close(self) -> None:
@@ -258,6 +262,7 @@ class HostSide:
             return Outcome(BLOCKED)
         except HostTaskGone:
             return Outcome(DEAD)
+        self.remember(result.child)
         if result.gone:
             return Outcome(GONE)
         if result.pending:
@@ -288,16 +293,26 @@ class HostSide:
         return bool(task.alive and task.pending)
 
     def pid_of(self, task: Any, viewer: Any) -> int:
-        """``task``'s pid as ``viewer`` sees it: 0 unless its pid namespace is the viewer's or below."""
-        if not task.alive:
+        """``task``'s pid as ``viewer`` sees it: 0 once it is reaped, or unless its pid namespace is
+        the viewer's or below."""
+        if task.reaped:
             return 0
-        numbers = [int(n) for n in self.sandbox.status(task)["NSpid"].split()]
-        depth = len(self.sandbox.status(viewer)["NSpid"].split())
-        if depth > len(numbers):
-            return 0
-        if _pid_ns_at(task.host_pid, len(numbers) - depth) != os.readlink(f"/proc/{viewer.host_pid}/ns/pid"):
-            return 0
-        return numbers[depth - 1]
+        numbers, chain = self.namespaces(task)
+        viewer_ns = self.namespaces(viewer)[1][0]
+        return numbers[-1 - chain.index(viewer_ns)] if viewer_ns in chain else 0
+
+    def namespaces(self, task: Any) -> tuple[list[int], list[int]]:
+        """The task's NSpid and its pid namespaces from its own up to the sandbox's, read while it
+        lives and kept: a zombie has neither its /proc/<pid>/ns nor a way back to them."""
+        known = self.known_ns.get(task.host_pid)
+        if known is None:
+            numbers = [int(n) for n in self.sandbox.status(task)["NSpid"].split()]
+            known = self.known_ns[task.host_pid] = (numbers, _pid_ns_chain(task.host_pid, len(numbers)))
+        return known
+
+    def remember(self, task: Any) -> None:
+        if task is not None and task.alive:
+            self.namespaces(task)
 
     def tasks(self) -> list[Any]:
         return list(self.sandbox.tasks(zombies=True))
@@ -318,14 +333,16 @@ class HostSide:
         return lines
 
 
-def _pid_ns_at(host_pid: int, up: int) -> str:
-    """The name (pid:[inode]) of the pid namespace ``up`` levels above a task's own."""
+def _pid_ns_chain(host_pid: int, levels: int) -> list[int]:
+    """Inode numbers of a task's pid namespace and the ``levels - 1`` above it."""
     fd = os.open(f"/proc/{host_pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        for _ in range(up):
+        chain = [os.fstat(fd).st_ino]
+        while len(chain) < levels:
             parent = fcntl.ioctl(fd, NS_GET_PARENT)
             os.close(fd)
             fd = parent
-        return f"pid:[{os.fstat(fd).st_ino}]"
+            chain.append(os.fstat(fd).st_ino)
+        return chain
     finally:
         os.close(fd)

@@ -143,6 +143,11 @@ class HostTask:
         return self._sandbox._alive(self)
 
     @property
+    def reaped(self) -> bool:
+        """True once it has been released: no pid of its is in use any more."""
+        return bool(_revents(self._pidfd) & select.POLLHUP)
+
+    @property
     def pending(self) -> bool:
         """True while the task sleeps in a call that came back pending."""
         return self._sandbox._still_pending(self)
@@ -623,13 +628,15 @@ class Sandbox:
         return not (task._gone or self._closed)
 
     def _moving(self, task: HostTask) -> bool:
-        """Running, or dying and not yet a zombie: something about it is still to happen."""
+        """Running, or dying and not yet a zombie nor asleep: something about it is still to
+        happen. A dying pid namespace init asleep in zap_pid_ns_processes (S) may wait for
+        ever, for a zombie whose parent is outside that namespace: that is a rest."""
         if task._gone or _revents(task._pidfd):
             task._gone = True
             return False
         letter, flags = procfs.stat(task._host_pid) or ("X", 0)
         task._gone = letter in "ZX"
-        return letter == "R" or (bool(flags & procfs.PF_EXITING) and not task._gone)
+        return letter == "R" or (bool(flags & procfs.PF_EXITING) and letter not in "SZX")
 
     def _asleep(self, task: HostTask, flight: _Flight) -> bool:
         """Is the task asleep in this call's own system call (or stopped)? Then it is pending."""

@@ -7,10 +7,12 @@ name as comm, and everything exec resets: handlers, close-on-exec files, exit_si
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from forklab.kernel.cred import Cred, commit_creds, prepare_creds
-from forklab.kernel.errors import KernelError, NotModelled
+from forklab.kernel.cred import Cred, commit_creds, prepare_creds, put_cred
+from forklab.kernel.errors import KernelError
+from forklab.kernel.exit import release_task, thread_group_empty
 from forklab.kernel.fs.file import FilesStruct, do_close_on_exec, dup_fd, put_files_struct
 from forklab.kernel.fs.namei import path_lookup
 from forklab.kernel.fs.vfs import ELF_MAGIC, MAY_EXEC, inode_permission
@@ -30,23 +32,33 @@ from forklab.kernel.mm.mm import (
     mmput,
     vm_area_alloc,
 )
-from forklab.kernel.signal import SighandStruct, cleanup_sighand, flush_signal_handlers
+from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, PIDTYPE_TGID, exchange_tids, transfer_pid
+from forklab.kernel.signal import (
+    SIGNAL_GROUP_EXIT,
+    SighandStruct,
+    cleanup_sighand,
+    flush_signal_handlers,
+    zap_other_threads,
+)
 from forklab.kernel.task import (
+    EXIT_DEAD,
     PF_FORKNOEXEC,
     PF_NO_SETAFFINITY,
     PF_NOFREEZE,
     PF_NPROC_EXCEEDED,
     PF_RANDOMIZE,
     TASK_COMM_LEN,
+    TASK_KILLABLE,
     PtRegs,
     Task,
 )
 from forklab.kernel.trace import trace_sched_process_exec
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC, is_rlimit_overlimit
 from forklab.kernel.user_namespace import make_kuid
+from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi.resource import RLIMIT_NPROC
-from forklab.uapi.signal import SIGCHLD
+from forklab.uapi.signal import SIGCHLD, SIGKILL, sigmask
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
@@ -76,8 +88,6 @@ def do_execve(k: Machine, current: Task, filename: str, argv: tuple[str, ...], e
     data = bytes(inode.data or b"")
     if not data.startswith(ELF_MAGIC):
         raise KernelError(E.ENOEXEC, f"execve: {filename!r} is not an ELF executable")
-    if current.signal.nr_threads > 1:
-        raise NotModelled("execve in a multithreaded process (de_thread)")
     k.kmem_cache_alloc(current, "mm_struct")
     mm = MmStruct()
     try:
@@ -87,13 +97,21 @@ def do_execve(k: Machine, current: Task, filename: str, argv: tuple[str, ...], e
         raise
     mm.pgd = True
     new_cred = bprm_creds_from_file(k, current)
-    # The point of no return: from here the old program is gone.
+    # The point of no return: from here a failure kills the task (its fatal signal is pending).
     old_pid = current.pid
-    begin_new_exec(k, current, mm, filename)
-    commit_creds(k, current, new_cred)
-    setup_new_exec(k, current, mm, argv, envp)
-    trace_sched_process_exec(k, current, filename, old_pid)
-    return 0
+
+    def finish() -> int:
+        begin_new_exec(k, current, mm, filename)
+        commit_creds(k, current, new_cred)
+        setup_new_exec(k, current, mm, argv, envp)
+        trace_sched_process_exec(k, current, filename, old_pid)
+        return 0
+
+    def abandon() -> None:
+        put_cred(k, new_cred)
+        mmput(k, mm)
+
+    return de_thread(k, current, finish, abandon)
 
 
 def bprm_creds_from_file(k: Machine, current: Task) -> Cred:
@@ -115,9 +133,78 @@ def bprm_creds_from_file(k: Machine, current: Task) -> Cred:
     return new
 
 
+def de_thread(k: Machine, tsk: Task, then: Callable[[], int], abandon: Callable[[], None]) -> int:
+    """Make ``tsk`` the only thread of its group, then run the rest of the exec (``then``).
+
+    The other threads get SIGKILL and the exec sleeps (killable) until they are released; a
+    thread other than the leader also waits for the leader to be a zombie, then takes over its
+    pid, its place in the process tree and its process group and session, and releases it.
+    """
+    signal = tsk.signal
+    if thread_group_empty(tsk):
+        tsk.exit_signal = SIGCHLD  # the execution domain changes
+        return then()
+    if signal.flags & SIGNAL_GROUP_EXIT or signal.group_exec_task is not None:
+        abandon()
+        raise KernelError(E.EAGAIN, "execve: the thread group is already exiting or exec'ing")
+    signal.group_exec_task = tsk
+    signal.notify_count = zap_other_threads(k, tsk)
+    if tsk.group_leader is not tsk:
+        signal.notify_count -= 1  # the leader stays a zombie: it is never released by exit
+
+    def killed() -> int:
+        signal.group_exec_task = None
+        signal.notify_count = 0
+        abandon()
+        raise KernelError(E.EAGAIN, "execve: killed while waiting for the other threads")
+
+    def wait_for_threads() -> int:
+        if tsk.pending.signal & sigmask(SIGKILL):
+            return killed()
+        if signal.notify_count > 0:
+            raise WouldBlock(None, wait_for_threads, TASK_KILLABLE)
+        if tsk.group_leader is not tsk:
+            signal.notify_count = -1  # exit_notify() of the leader wakes us
+            if not tsk.group_leader.exit_state:
+                raise WouldBlock(None, wait_for_threads, TASK_KILLABLE)
+            take_over_leader(k, tsk)
+        signal.group_exec_task = None
+        signal.notify_count = 0
+        tsk.exit_signal = SIGCHLD
+        return then()
+
+    return wait_for_threads()
+
+
+def take_over_leader(k: Machine, tsk: Task) -> None:
+    """The exec'ing thread becomes the group's leader under the leader's pid; the old leader,
+    a zombie, gets the thread's pid and is released."""
+    leader = tsk.group_leader
+    tsk.start_time = leader.start_time
+    tsk.start_boottime = leader.start_boottime
+    exchange_tids(tsk, leader)
+    for kind in (PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID):
+        transfer_pid(leader, tsk, kind)
+    replace_key(k.tasks, leader, tsk)
+    parent = leader.real_parent
+    if parent is not None and leader in parent.children:
+        replace_key(parent.children, leader, tsk)
+    tsk.group_leader = leader.group_leader = tsk
+    tsk.exit_signal = SIGCHLD
+    leader.exit_signal = -1
+    leader.exit_state = EXIT_DEAD
+    release_task(k, leader)
+
+
+def replace_key(table: dict[Task, None], old: Task, new: Task) -> None:
+    """Put ``new`` where ``old`` was in an ordered set (list_replace on a kernel list)."""
+    keys = [new if key is old else key for key in table]
+    table.clear()
+    table.update(dict.fromkeys(keys))
+
+
 def begin_new_exec(k: Machine, me: Task, mm: MmStruct, filename: str) -> None:
-    # de_thread() of a single-threaded task: nothing to kill, but the execution domain changes.
-    me.exit_signal = SIGCHLD
+    """Past de_thread(): the task is alone in its group; drop everything of the old program."""
     assert me.fs is not None
     me.fs.in_exec = False
     unshare_files(k, me)

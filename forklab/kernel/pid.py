@@ -191,6 +191,25 @@ def change_pid(task: Task, kind: int, new: Pid | None, freed: list[Pid]) -> None
         freed.append(pid)
 
 
+def exchange_tids(left: Task, right: Task) -> None:
+    """Swap two tasks' thread pids (de_thread: the exec'ing thread takes the leader's)."""
+    ours, theirs = left.thread_pid, right.thread_pid
+    assert ours is not None and theirs is not None
+    ours.tasks[PIDTYPE_PID], theirs.tasks[PIDTYPE_PID] = right, left
+    left.thread_pid, right.thread_pid = theirs, ours
+    left.pid, right.pid = pid_nr(theirs), pid_nr(ours)
+
+
+def transfer_pid(old: Task, new: Task, kind: int) -> None:
+    """``new`` takes ``old``'s place among the users of its group pid of ``kind``."""
+    pid = task_pid_ptr(old, kind)
+    if kind == PIDTYPE_TGID:
+        pid.tasks[kind] = new
+        return
+    members = cast("dict[Task, None]", pid.tasks[kind])
+    pid.tasks[kind] = {new if task is old else task: None for task in members}
+
+
 def task_pid_ptr(task: Task, kind: int) -> Pid:
     if kind == PIDTYPE_PID:
         pid = task.thread_pid

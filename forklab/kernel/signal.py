@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
 from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, TASK_INTERRUPTIBLE, TASK_WAKEKILL
+from forklab.kernel.version import Behaviour
 from forklab.kernel.wait import WaitQueue
 from forklab.uapi import errno as E
 from forklab.uapi import signal as S
@@ -348,7 +349,11 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
     """Stop and continue signals cancel each other; an ignored signal is dropped."""
     signal = p.signal
     if signal.flags & SIGNAL_GROUP_EXIT:
-        return sig == S.SIGKILL
+        # The group is dying (the model has no core dumps to interrupt): since 5.17 nothing
+        # more is queued; before, the signal was kept unless ignored.
+        if k.has(Behaviour.DROP_SIGNALS_WHEN_DYING):
+            return False
+        return not sig_ignored(p, sig, force)
     if sig_kernel_stop(sig):
         flush_sigqueue_mask(signal.shared_pending, S.sigmask(S.SIGCONT))
         for t in signal.thread_head:
@@ -446,10 +451,11 @@ def zap_other_threads(k: Machine, p: Task) -> int:
     """SIGKILL every other thread of ``p``'s group; returns how many there were."""
     count = 0
     p.signal.group_stop_count = 0
-    for t in p.signal.thread_head:
+    p.jobctl &= ~JOBCTL_PENDING_MASK
+    threads = p.signal.thread_head
+    after = threads.index(p) + 1
+    for t in threads[after:] + threads[: after - 1]:  # for_other_threads(): from the next one round
         t.jobctl &= ~JOBCTL_PENDING_MASK
-        if t is p:
-            continue
         count += 1
         if t.exit_state:
             continue

@@ -33,7 +33,7 @@ SYSCALL_COST_NS = 1000
 class PendingCall:
     """A system call asleep in the kernel; ``done`` turns True when it completes."""
 
-    __slots__ = ("done", "errno", "known", "name", "restart", "retry", "value", "wq")
+    __slots__ = ("done", "errno", "gone", "known", "name", "restart", "retry", "value", "wq")
 
     def __init__(self, name: str, restart: Callable[[], Any]) -> None:
         self.name = name
@@ -43,11 +43,12 @@ class PendingCall:
         # The result when it is known before the call completes (vfork's child pid).
         self.known: Any = None
         self.done = False
+        self.gone = False  # the task died in the call: it never returns
         self.value: Any = None
         self.errno = 0
 
     def __repr__(self) -> str:
-        state = f"done value={self.value!r} errno={self.errno}" if self.done else "asleep"
+        state = "asleep" if not self.done else "gone" if self.gone else f"done value={self.value!r} errno={self.errno}"
         return f"<pending {self.name}: {state}>"
 
 
@@ -138,6 +139,7 @@ def resume(k: Machine, task: Task, pending: PendingCall) -> None:
         return
     except TaskGone:
         finish(task, pending, None, 0)
+        pending.gone = True
         return
     if value is not pending:
         finish(task, pending, value, 0)

@@ -173,3 +173,15 @@ def test_signal_to_blocked_thread_goes_to_another(k: forklab.Kernel, init: forkl
     init.kill(leader.pid, SIGUSR1)
     assert threads[0].status()["SigPnd"] == "0" * 16  # delivered to the thread, and handled
     assert leader.status()["ShdPnd"] == "0" * 16
+
+
+@pytest.mark.parametrize(("version", "queued"), [("6.18", False), ("5.15", True)])
+def test_signal_to_a_dying_group(version: str, queued: bool) -> None:
+    """Since 5.17 a signal sent to a group that is already exiting is dropped (the host shows a
+    zombie's ShdPnd empty after a kill); before, it was queued unless ignored."""
+    k = forklab.boot(version=version)
+    init = k.task(1)
+    child = init.task(init.fork())
+    child.exit_group(0)
+    init.kill(child.pid, SIGUSR1)
+    assert child.status()["ShdPnd"] == ("0000000000000200" if queued else "0" * 16)
