@@ -180,15 +180,16 @@ class Kernel:
 class TaskHandle:
     """One task; its methods are its system calls."""
 
-    __slots__ = ("_k", "_task", "_viewer", "_viewer_ns", "kernel")
+    __slots__ = ("_k", "_ns", "_task", "_viewer", "_viewer_ns", "kernel")
 
     def __init__(self, kernel: Kernel, task: Task, viewer: Task | None) -> None:
         self.kernel = kernel
         self._k = kernel.machine
         self._task = task
         self._viewer = viewer or kernel.machine.init_task
-        # Kept: the viewer may die (or exec away its pid) while the handle is in use.
+        # Kept: a task may die (or exec away its pid) while its handle is in use.
         self._viewer_ns = task_active_pid_ns(self._viewer)
+        self._ns = task_active_pid_ns(task)
 
     def __repr__(self) -> str:
         return f"<task {self.comm} pid={self.pid} state={self.state}>"
@@ -256,14 +257,14 @@ class TaskHandle:
 
     def task(self, pid: int) -> TaskHandle:
         """The task that ``pid`` names for this task (its pid namespace)."""
-        task = find_task_by_pid_ns(pid, task_active_pid_ns(self._task))
+        task = find_task_by_pid_ns(pid, self._ns)
         if task is None:
             raise TaskGoneError(f"no task has pid {pid} in {self.comm}'s pid namespace")
         return TaskHandle(self.kernel, task, self._task)
 
     def pid_in(self, other: TaskHandle) -> int:
         """This task's pid as ``other`` sees it (0 if invisible there)."""
-        return pid_nr_ns(self._task.thread_pid, task_active_pid_ns(other._task))
+        return pid_nr_ns(self._task.thread_pid, other._ns)
 
     # ---- making calls -------------------------------------------------------------------------
 

@@ -227,9 +227,13 @@ def compare_traces(report: Report, sides: tuple[Side, Side]) -> None:
     ordered = [[line for line in side if line[1] != "sched_process_free"] for side in lines]
     frees = [Counter(line[1:] for line in side if line[1] == "sched_process_free") for side in lines]
     if ordered[0] != ordered[1]:
-        if Counter(ordered[0]) == Counter(ordered[1]) and per_task(ordered[0]) == per_task(ordered[1]):
-            report.add(Difference(-1, "trace", "order of trace lines across tasks",
-                                  render_lines(ordered[0]), render_lines(ordered[1])))  # fmt: skip
+        shown = render_lines(ordered[0]), render_lines(ordered[1])
+        if same_but_order(ordered[0], ordered[1]):
+            report.add(Difference(-1, "trace", "order of trace lines across tasks", *shown))
+        elif group_deaths(ordered[0]) == group_deaths(ordered[1]) and same_but_order(
+            without_group_dead(ordered[0]), without_group_dead(ordered[1])
+        ):
+            report.add(Difference(-1, "trace", "which thread of a dying group exits last", *shown))
         else:
             for position, (ours, theirs) in enumerate(zip(ordered[0], ordered[1], strict=False)):
                 if ours != theirs:
@@ -240,8 +244,8 @@ def compare_traces(report: Report, sides: tuple[Side, Side]) -> None:
             if len(ordered[0]) != len(ordered[1]):
                 report.add(Difference(-1, "trace", "number of trace lines", str(len(ordered[0])), str(len(ordered[1]))))
     if frees[0] != frees[1]:
-        shown = [", ".join(sorted(render_line((0, *line)) for line in free.elements())) for free in frees]
-        report.add(Difference(-1, "trace", "sched_process_free lines", shown[0], shown[1]))
+        listed = [", ".join(sorted(render_line((0, *line)) for line in free.elements())) for free in frees]
+        report.add(Difference(-1, "trace", "sched_process_free lines", listed[0], listed[1]))
 
 
 Line = tuple[int, str, tuple[tuple[str, str], ...]]
@@ -251,6 +255,25 @@ def comparable(line: tuple[int, str, dict[str, str]]) -> Line:
     context, event, fields = line
     kept = tuple((key, value) for key, value in fields.items() if key not in IGNORED_TRACE_FIELDS)
     return (context, event, kept)
+
+
+def same_but_order(ours: list[Line], theirs: list[Line]) -> bool:
+    """The same lines, each task's own in the same order: only the interleaving differs."""
+    return Counter(ours) == Counter(theirs) and per_task(ours) == per_task(theirs)
+
+
+def without_group_dead(lines: list[Line]) -> list[Line]:
+    """The lines with sched_process_exit's group_dead blanked."""
+    blanked = []
+    for context, event, fields in lines:
+        if event == "sched_process_exit":
+            fields = tuple((key, "?" if key == "group_dead" else value) for key, value in fields)
+        blanked.append((context, event, fields))
+    return blanked
+
+
+def group_deaths(lines: list[Line]) -> int:
+    return sum(event == "sched_process_exit" and ("group_dead", "true") in fields for _, event, fields in lines)
 
 
 def per_task(lines: list[Line]) -> dict[int, list[Line]]:

@@ -54,7 +54,10 @@ class Generator:
         self.steps: list[Step] = []
         self.counter = 0
         self.fds: dict[str, str] = {}  # fd name -> the task that opened it
-        self.maps: dict[str, tuple[str, int]] = {}  # address name -> (task, length)
+        # Address name -> (length, the address spaces it means something in: the one it was
+        # mapped in and those forked from it; exec starts a new one). Across address spaces
+        # an address means nothing: the host lays out each one at random.
+        self.maps: dict[str, tuple[int, list[object]]] = {}
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
@@ -84,7 +87,29 @@ class Generator:
         assert step is not None
         outcome = run_step(self.side, len(self.steps), step)
         self.steps.append(step)
+        if outcome.child is not None:
+            parent, child = self.mm_of(step.actor), outcome.child.task_struct.mm
+            if child is not None and child is not parent:
+                for _, spaces in self.maps.values():
+                    if any(space is parent for space in spaces):
+                        spaces.append(child)
         return outcome
+
+    def mm_of(self, name: str) -> object:
+        from forklab.diff.sides import TaskRef
+
+        ref = self.side.names[name]
+        assert isinstance(ref, TaskRef)
+        return ref.handle.task_struct.mm
+
+    def maps_of(self, actor: str, length: int = 0) -> list[str]:
+        """The address names that mean something in ``actor``'s address space."""
+        mm = self.mm_of(actor)
+        return [name for name, (size, spaces) in self.maps.items()
+                if size >= length and any(space is mm for space in spaces)]  # fmt: skip
+
+    def mapped(self, name: str, actor: str, length: int) -> None:
+        self.maps[name] = (length, [self.mm_of(actor)])
 
     def step(self) -> None:
         ready = self.ready_tasks()
@@ -115,11 +140,11 @@ def act_vfork(g: Generator, actor: str) -> None:
     child = g.fresh("t")
     g.play(f"{child} = {actor}.vfork()")
     if child in g.side.names:
-        # A vfork child runs on its parent's memory: it execs or exits next, as real code does.
-        if g.rng.random() < 0.5:
-            g.play(f"{child}.execve({one_of(g.rng, PATHS)!r}, ['x'])")
-        else:
-            g.play(f"{child}.exit({g.rng.randint(0, 3)})")
+        # A vfork child runs on its parent's memory and stack: it execs, or exits (also when
+        # the exec failed), as real code does.
+        if g.rng.random() < 0.5 and g.play(f"{child}.execve({one_of(g.rng, PATHS)!r}, ['x'])").status == OK:
+            return
+        g.play(f"{child}.exit({g.rng.randint(0, 3)})")
 
 
 def act_thread(g: Generator, actor: str) -> None:
@@ -188,7 +213,8 @@ def act_creds(g: Generator, actor: str) -> None:
 
 def act_rlimit(g: Generator, actor: str) -> None:
     resource = one_of(g.rng, ("RLIMIT_NPROC", "RLIMIT_NOFILE"))
-    value = g.rng.choice((2, 3, 5, 64, 100))
+    # A host puppet keeps its control channels at fds 32..63: it needs RLIMIT_NOFILE >= 64.
+    value = g.rng.choice((2, 3, 5, 64, 100) if resource == "RLIMIT_NPROC" else (64, 70, 100))
     g.play(f"{actor}.setrlimit({resource}, ({value}, {value}))")
 
 
@@ -237,12 +263,12 @@ def act_signals(g: Generator, actor: str) -> None:
 
 def act_memory(g: Generator, actor: str) -> None:
     choice = g.rng.random()
-    own = [name for name, (owner, _) in g.maps.items() if owner == actor] or list(g.maps)
+    own = g.maps_of(actor)
     if choice < 0.35 or not own:
         name = g.fresh("m")
         length = g.rng.choice((4096, 8192, 65536))
         if g.play(f"{name} = {actor}.mmap({length})").status == OK:
-            g.maps[name] = (actor, length)
+            g.mapped(name, actor, length)
         return
     addr = g.rng.choice(own)
     call = g.rng.random()
@@ -265,10 +291,8 @@ def act_pdeath(g: Generator, actor: str) -> None:
 
 def words_for(g: Generator, actor: str) -> str:
     """A mapping of ``actor``'s to hold tid and pidfd words."""
-    for name, (owner, _) in g.maps.items():
-        if owner == actor:
-            return name
-    return new_stack(g, actor)
+    own = g.maps_of(actor)
+    return own[0] if own else new_stack(g, actor)
 
 
 def new_stack(g: Generator, actor: str) -> str:
@@ -276,7 +300,7 @@ def new_stack(g: Generator, actor: str) -> str:
     on it, so two live tasks never share one (real code never does)."""
     name = g.fresh("m")
     if g.play(f"{name} = {actor}.mmap(65536)").status == OK:
-        g.maps[name] = (actor, 65536)
+        g.mapped(name, actor, 65536)
     return name
 
 

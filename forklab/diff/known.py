@@ -63,6 +63,31 @@ KNOWN: tuple[Known, ...] = (
         lambda d: d.kind == "trace" and d.what == "order of trace lines across tasks",
     ),
     Known(
+        "group-exit-race",
+        "the threads of a group killed together exit at the same time on the host: which one is last"
+        " (group_dead=true) is decided by timing; the lines agree otherwise",
+        lambda d: d.kind == "trace" and d.what == "which thread of a dying group exits last",
+    ),
+    Known(
+        "vfork-release-race",
+        "a vfork child's exit wakes its parent before it sends the exit signal: on the host the parent"
+        " may return from vfork first, then die of that signal; the model finishes the child's exit first",
+        lambda d: (
+            d.kind == "pending"
+            and ("vfork(" in d.what or "CLONE_VFORK" in d.what)
+            and {d.model.isdigit(), d.host.isdigit()} == {True, False}
+            and "gone" in (d.model, d.host)
+        ),
+    ),
+    Known(
+        "kill-return-race",
+        "a task killed by the caller may die, and send its exit signal to the caller, before the caller"
+        " is back in user space (on the host, when both share a CPU); the model returns to the caller first",
+        lambda d: (
+            d.kind == "result" and (".kill(" in d.what or ".tgkill(" in d.what) and d.model == "0" and d.host == "gone"
+        ),
+    ),
+    Known(
         "wakeup-cpu",
         "which CPU a new task is woken on depends on the host scheduler's load at that moment",
         lambda d: d.kind == "trace" and "sched_wakeup_new" in d.what and "target_cpu" in d.model + d.host,

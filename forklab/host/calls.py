@@ -223,12 +223,12 @@ def clone3_raw(addr: int, size: int) -> Call:
 
 @_call
 def exit_(status: int = 0) -> Call:
-    return _sys("exit", _Builder().num(status), shape=Shape.EXIT)
+    return _sys("exit", _Builder().num(status), shape=Shape.EXIT, blocks=True)
 
 
 @_call
 def exit_group(status: int = 0) -> Call:
-    return _sys("exit_group", _Builder().num(status), shape=Shape.EXIT)
+    return _sys("exit_group", _Builder().num(status), shape=Shape.EXIT, blocks=True)
 
 
 @_call

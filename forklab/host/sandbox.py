@@ -255,6 +255,7 @@ class Sandbox:
         self._id_base = 0  # the host id of the sandbox's id 0
         self._end = 0.0
         self._init: HostTask | None = None
+        self._root = 0
         self._closed = False
 
     # ---- life ----------------------------------------------------------------------------------
@@ -289,10 +290,10 @@ class Sandbox:
 
     @property
     def init(self) -> HostTask:
-        """Pid 1 of the sandbox."""
+        """Pid 1 of the sandbox (after an exec by one of its threads, that thread)."""
         if self._init is None:
             raise HostError("the sandbox has not started")
-        return self._init
+        return self._known.get(self._root, self._init)
 
     @property
     def cgroup_path(self) -> str | None:
@@ -336,6 +337,7 @@ class Sandbox:
         self._boot_message(ours, Kind.EXEC, "the sandbox's pid 1")
         self._procfd = os.open(f"/proc/{born.ret}/root/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         held.fds.append(self._procfd)
+        self._root = born.ret  # pid 1's host pid, whichever task holds it
         self._init = self._adopt_task(1, born.ret, 2, CHAN_FD, ours)
         if held.tracer is not None:
             held.tracer.start()
@@ -412,7 +414,7 @@ class Sandbox:
     def _records(self) -> list[TraceRecord]:
         held = self._held
         texts = held.trace_texts if held.tracer is None else held.tracer.texts()
-        return [] if texts is None else records(texts, self.init.host_pid, self._pids)
+        return [] if texts is None else records(texts, self._root, self._pids)
 
     def _all_freed(self, records: list[TraceRecord]) -> bool:
         freed = {r.fields["pid"] for r in records if r.event == "sched_process_free"}
@@ -642,8 +644,13 @@ class Sandbox:
         """Is the task asleep in this call's own system call (or stopped)? Then it is pending."""
         if flight.call.shape is Shape.CLONE and flight.child is None:
             return False  # a vfork parent is pending only once its child is known
-        if procfs.state(task._host_pid) in ("T", "t"):
+        state = procfs.state(task._host_pid)
+        if state in ("T", "t"):
             return True
+        if flight.call.shape is Shape.EXIT and state != "S":
+            # A dying task sleeps for good only interruptibly (a pid namespace's init waiting
+            # for its namespace to empty); an uninterruptible sleep on the way out passes.
+            return False
         return procfs.sleeping_syscall(task._host_pid) in flight.call.blocks
 
     def _child_dead(self, parent: HostTask, nr: int) -> bool:

@@ -150,6 +150,12 @@ def set_cred_user_ns(cred: Cred, user_ns: UserNamespace) -> None:
 def commit_creds(k: Machine, task: Task, new: Cred) -> None:
     """Install ``new`` as the task's credentials, moving its RLIMIT_NPROC charge if the user changed."""
     old = task.real_cred
+    ids_changed = (new.euid, new.egid, new.fsuid, new.fsgid) != (old.euid, old.egid, old.fsuid, old.fsgid)
+    if ids_changed or not cred_cap_issubset(old, new):
+        # Changed ids or new powers: no longer dumpable, and no parent-death signal.
+        if task.mm is not None:
+            task.mm.dumpable = k.suid_dumpable
+        task.pdeath_signal = 0
     moved = new.uid != old.uid or new.user_ns is not old.user_ns
     if moved:
         inc_rlimit_ucounts(new.ucounts, UCOUNT_RLIMIT_NPROC, 1)
@@ -158,6 +164,19 @@ def commit_creds(k: Machine, task: Task, new: Cred) -> None:
     if moved:
         dec_rlimit_ucounts(old.ucounts, UCOUNT_RLIMIT_NPROC, 1)
     put_cred(k, old, 2)
+
+
+def cred_cap_issubset(set_: Cred, subset: Cred) -> bool:
+    """Are ``subset``'s powers within ``set_``'s: the same permitted bits or fewer in the same
+    user namespace, or a namespace below one that ``set_``'s euid owns."""
+    if set_.user_ns is subset.user_ns:
+        return not subset.cap_permitted & ~set_.cap_permitted
+    ns = subset.user_ns
+    while ns.parent is not None:
+        if ns.parent is set_.user_ns and ns.owner == set_.euid:
+            return True
+        ns = ns.parent
+    return False
 
 
 def copy_creds(k: Machine, current: Task, p: Task, clone_flags: int) -> None:

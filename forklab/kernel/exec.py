@@ -17,6 +17,7 @@ from forklab.kernel.fs.file import FilesStruct, do_close_on_exec, dup_fd, put_fi
 from forklab.kernel.fs.namei import path_lookup
 from forklab.kernel.fs.vfs import ELF_MAGIC, MAY_EXEC, inode_permission
 from forklab.kernel.mm.mm import (
+    SUID_DUMP_USER,
     TASK_SIZE,
     VM_EXEC,
     VM_GROWSDOWN,
@@ -96,12 +97,17 @@ def do_execve(k: Machine, current: Task, filename: str, argv: tuple[str, ...], e
         k.kmem_cache_free("mm_struct")
         raise
     mm.pgd = True
+    mm.user_ns = current.cred.user_ns  # mm_alloc() by the caller, before its creds change
     new_cred = bprm_creds_from_file(k, current)
     # The point of no return: from here a failure kills the task (its fatal signal is pending).
     old_pid = current.pid
 
     def finish() -> int:
         begin_new_exec(k, current, mm, filename)
+        # Dumpable unless the old ids were mixed (the new program has no set-id bits).
+        cred = current.cred
+        mixed = (cred.euid, cred.egid) != (cred.uid, cred.gid)
+        mm.dumpable = k.suid_dumpable if mixed else SUID_DUMP_USER
         commit_creds(k, current, new_cred)
         setup_new_exec(k, current, mm, argv, envp)
         trace_sched_process_exec(k, current, filename, old_pid)

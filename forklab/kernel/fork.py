@@ -983,6 +983,7 @@ def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
 
     fs, files = current.fs, current.files
     assert fs is not None
+    paths = fs.root, fs.pwd
     new_fs = None
     new_fd: FilesStruct | None = None
     new_cred = None
@@ -1018,6 +1019,10 @@ def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
             put_files_struct(k, new_fd)
         if new_fs is not None:
             free_fs_struct(k, new_fs)
+        else:
+            # copy_mnt_ns() moved an unshared fs to the new mounts; the host (6.18.44) shows
+            # the caller's root and cwd untouched when a later step fails, so they go back.
+            fs.root, fs.pwd = paths
         raise
 
     # Commit: nothing can fail from here.

@@ -59,6 +59,7 @@ class Machine:
         self.nr_threads = 0
         self.total_forks = 0
         self.max_threads = set_max_threads(self.totalram_pages)
+        self.suid_dumpable = 0  # fs.suid_dumpable: what a task whose ids changed becomes
         self.process_counts = [0] * cpus
         # init_task.tasks: every thread-group leader, in creation order.
         self.tasks: dict[Task, None] = {}

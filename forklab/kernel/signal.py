@@ -622,12 +622,16 @@ def wake_up_parent(k: Machine, p: Task, parent: Task) -> None:
 
 
 def kill_ok_by_cred(current: Task, t: Task) -> bool:
-    """The sender's uid or euid matches the target's uid or saved uid, or it has CAP_KILL over it."""
+    """The sender's uid or euid matches the target's uid or saved uid, or it has CAP_KILL over it.
+
+    The ids compared are kernel ids: a task in a new user namespace without maps (uid 65534
+    inside) still has its kuid, and may signal its siblings.
+    """
     from forklab.kernel.cred import ns_capable
     from forklab.uapi.capability import CAP_KILL
 
     cred, tcred = current.cred, t.cred
-    if cred.user_ns is tcred.user_ns and (cred.euid in (tcred.suid, tcred.uid) or cred.uid in (tcred.suid, tcred.uid)):
+    if cred.euid in (tcred.suid, tcred.uid) or cred.uid in (tcred.suid, tcred.uid):
         return True
     return ns_capable(current, tcred.user_ns, CAP_KILL)
 

@@ -300,7 +300,15 @@ def sys_prctl(k: Machine, current: Task, option: int, arg2: int | str) -> int | 
         return 0
     if option == P.PR_GET_NAME:
         return current.comm
-    if option in (P.PR_GET_DUMPABLE, P.PR_SET_DUMPABLE, P.PR_SET_NO_NEW_PRIVS, P.PR_GET_NO_NEW_PRIVS):
+    if option == P.PR_GET_DUMPABLE:
+        return current.mm.dumpable if current.mm is not None else 0
+    if option == P.PR_SET_DUMPABLE:
+        if arg2 not in (0, 1):  # SUID_DUMP_DISABLE or SUID_DUMP_USER; root-only dumping is not settable
+            raise KernelError(E.EINVAL, f"prctl: PR_SET_DUMPABLE takes 0 or 1, not {arg2}")
+        if current.mm is not None:
+            current.mm.dumpable = int(arg2)
+        return 0
+    if option in (P.PR_SET_NO_NEW_PRIVS, P.PR_GET_NO_NEW_PRIVS):
         raise NotModelled(f"prctl option {option}")
     raise KernelError(E.EINVAL, f"prctl: unknown option {option}")
 

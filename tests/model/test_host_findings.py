@@ -185,3 +185,41 @@ def test_signal_to_a_dying_group(version: str, queued: bool) -> None:
     child.exit_group(0)
     init.kill(child.pid, SIGUSR1)
     assert child.status()["ShdPnd"] == ("0000000000000200" if queued else "0" * 16)
+
+
+def test_kill_compares_kernel_ids_across_user_namespaces(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A child in a new user namespace (uid 65534 inside, no maps) keeps its kuid: it may signal
+    a sibling of the same kuid, as the host allowed."""
+    sibling = init.task(init.fork())
+    nobody = init.task(init.clone(forklab.CLONE_NEWUSER | SIGCHLD))
+    assert nobody.getuid() == 65534
+    nobody.kill(sibling.pid, SIGUSR1)
+    assert init.wait4(sibling.pid) == (sibling.pid, SIGUSR1)
+
+
+def test_changing_ids_makes_a_task_non_dumpable(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """setresuid away from root clears dumpable (fs.suid_dumpable is 0) and the parent-death
+    signal; the task's /proc files then belong to root, so it cannot write its own uid_map
+    until PR_SET_DUMPABLE gives them back (all as the host answered)."""
+    child = init.task(init.fork())
+    child.prctl(forklab.PR_SET_PDEATHSIG, SIGUSR1)
+    assert child.prctl(forklab.PR_GET_DUMPABLE) == 1
+    child.setresuid(1000, 1000, 1000)
+    assert child.prctl(forklab.PR_GET_DUMPABLE) == 0
+    assert child.prctl(forklab.PR_GET_PDEATHSIG) == 0
+    child.unshare(forklab.CLONE_NEWUSER)
+    assert errno_of(lambda: child.write_file("/proc/self/uid_map", "0 1000 1")) == EACCES
+    child.prctl(forklab.PR_SET_DUMPABLE, 1)
+    child.write_file("/proc/self/uid_map", "0 1000 1")
+    assert errno_of(lambda: child.prctl(forklab.PR_SET_DUMPABLE, 2)) == EINVAL
+    # exec makes it dumpable again when its ids are not mixed; a fork inherits the setting.
+    other = init.task(init.fork())
+    other.setresuid(0, 1000, 0)
+    grandchild = other.task(other.fork())
+    assert grandchild.prctl(forklab.PR_GET_DUMPABLE) == 0
+    other.execve("/bin/sh", ["sh"])
+    assert other.prctl(forklab.PR_GET_DUMPABLE) == 0  # euid 1000 != uid 0: still not dumpable
+    grandchild.setresuid(1000, 1000, 1000)
+    grandchild.execve("/bin/sh", ["sh"])
+    assert grandchild.prctl(forklab.PR_GET_DUMPABLE) == 1
+    assert init.read_file("/proc/sys/fs/suid_dumpable") == "0\n"

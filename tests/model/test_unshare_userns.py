@@ -95,6 +95,7 @@ def test_unshare_needs_cap_sys_admin(k: forklab.Kernel, init: forklab.TaskHandle
 def test_unshare_newuser_gives_full_caps_as_overflow_uid(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     child = k.task(init.fork())
     child.setresuid(1000, 1000, 1000)
+    child.prctl(forklab.PR_SET_DUMPABLE, 1)  # its ids changed: dumpable again, its /proc files its own
     child.unshare(CLONE_NEWUSER)
     status = child.status()
     assert child.getuid() == 65534 and status["CapEff"] == "000001ffffffffff"
@@ -134,6 +135,7 @@ def test_map_write_rules(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
 def test_unprivileged_cannot_map_other_ids(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     user = k.task(init.fork())
     user.setresuid(1000, 1000, 1000)
+    user.prctl(forklab.PR_SET_DUMPABLE, 1)  # else its child's /proc files stay root's
     child = user.task(user.clone(CLONE_NEWUSER | SIGCHLD))
     errno, _ = errno_of(lambda: user.write_file(f"/proc/{child.pid_in(user)}/uid_map", "0 0 1"))
     assert errno == EPERM
@@ -169,3 +171,16 @@ def test_sysctl_write_needs_global_root(k: forklab.Kernel, init: forklab.TaskHan
     child.setresuid(0, 0, 0)
     errno, _ = errno_of(lambda: child.write_file("/proc/sys/kernel/threads-max", "10"))
     assert errno == EACCES
+
+
+def test_failed_unshare_leaves_root_and_cwd(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """unshare(CLONE_NEWNS|CLONE_NEWPID) failing at the pid namespace (a second pending one)
+    leaves the caller's root where it was: the host (6.18.44) then lets it make a user
+    namespace, which a chrooted caller could not."""
+    child = init.task(init.fork())
+    child.unshare(forklab.CLONE_NEWPID)
+    with pytest.raises(forklab.SyscallError) as info:
+        child.unshare(forklab.CLONE_NEWNS | forklab.CLONE_NEWPID)
+    assert info.value.errno == forklab.EINVAL
+    child.unshare(forklab.CLONE_NEWUSER)
+    k.check()

@@ -190,10 +190,27 @@ def make_proc_root() -> Inode:
 # ---- /proc/<pid> and /proc/<pid>/task/<tid> --------------------------------------------------
 
 
+def task_dump_owner(task: Task) -> int:
+    """Who owns a task's /proc files: its euid, but root (of the namespace its memory belongs to)
+    when it is not dumpable or has no memory (a zombie, a kernel thread)."""
+    from forklab.kernel.cred import GLOBAL_ROOT_UID
+    from forklab.kernel.mm.mm import SUID_DUMP_USER
+    from forklab.kernel.task import PF_KTHREAD
+    from forklab.kernel.user_namespace import make_kuid
+
+    mm = task.mm
+    if task.flags & PF_KTHREAD or mm is None:
+        return GLOBAL_ROOT_UID
+    if mm.dumpable == SUID_DUMP_USER:
+        return task.cred.euid
+    root = make_kuid(mm.user_ns or task.cred.user_ns, 0)
+    return root if root != -1 else GLOBAL_ROOT_UID
+
+
 def pid_dir(name: str, task: Task) -> Inode:
     from forklab.kernel.user_namespace import proc_setgroups_show, proc_setgroups_store, proc_uid_map_store
 
-    uid = task.cred.euid
+    uid = task_dump_owner(task)
 
     def entries(k: Machine, mnt: Mount) -> dict[str, Inode]:
         return {
@@ -223,7 +240,7 @@ def comm_file(task: Task) -> Inode:
             raise KernelError(E.EINVAL, "comm: only the task's own thread group may rename it")
         t.comm = text[:15]
 
-    return proc_file("comm", lambda k, t, ns: t.comm + "\n", store, task, 0o644, task.cred.euid)
+    return proc_file("comm", lambda k, t, ns: t.comm + "\n", store, task, 0o644, task_dump_owner(task))
 
 
 def task_entries(k: Machine, mnt: Mount, leader: Task) -> dict[str, Inode]:
@@ -246,7 +263,7 @@ def tid_dir(name: str, task: Task) -> Inode:
             "comm": comm_file(task),
             "children": proc_file("children", proc_task_children, task=task),
             "fail-nth": proc_file("fail-nth", lambda k, t, ns: read_fail_nth(t),
-                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task.cred.euid),
+                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task_dump_owner(task)),
         }  # fmt: skip
 
     return proc_dir(name, entries)

@@ -87,6 +87,16 @@ def threads_max_file() -> Inode:
     return proc_file("threads-max", show, store, mode=0o644, sysctl_mode=lambda current: 0o644)
 
 
+def suid_dumpable_file() -> Inode:
+    def show(k: Machine, current: Task, ns: PidNamespace) -> str:
+        return f"{k.suid_dumpable}\n"
+
+    def store(k: Machine, current: Task, text: str) -> None:
+        k.suid_dumpable = parse_int(text, 0, 2, "fs.suid_dumpable")
+
+    return proc_file("suid_dumpable", show, store, mode=0o644, sysctl_mode=lambda current: 0o644)
+
+
 def ucount_max_file(index: int) -> Inode:
     """/proc/sys/user/max_*: each user namespace has its own; CAP_SYS_RESOURCE over it may write."""
     name = UCOUNT_SYSCTL_NAMES[index]
@@ -111,7 +121,10 @@ def sys_dir() -> Inode:
     def user(k: Machine, mnt: Mount) -> dict[str, Inode]:
         return {name: ucount_max_file(index) for index, name in enumerate(UCOUNT_SYSCTL_NAMES)}
 
+    def fs(k: Machine, mnt: Mount) -> dict[str, Inode]:
+        return {"suid_dumpable": suid_dumpable_file()}
+
     def top(k: Machine, mnt: Mount) -> dict[str, Inode]:
-        return {"kernel": proc_dir("kernel", kernel), "user": proc_dir("user", user)}
+        return {"fs": proc_dir("fs", fs), "kernel": proc_dir("kernel", kernel), "user": proc_dir("user", user)}
 
     return proc_dir("sys", top)

@@ -23,6 +23,7 @@ from forklab.uapi.sched import CLONE_VM
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
     from forklab.kernel.task import Task
+    from forklab.kernel.user_namespace import UserNamespace
 
 VM_READ = 0x00000001
 VM_WRITE = 0x00000002
@@ -40,6 +41,10 @@ VM_WIPEONFORK = 0x02000000
 VM_STACK = VM_GROWSDOWN
 
 MMF_MULTIPROCESS = 1 << 26
+# get_dumpable() values: not dumpable, dumpable by its user, dumpable by root only.
+SUID_DUMP_DISABLE = 0
+SUID_DUMP_USER = 1
+SUID_DUMP_ROOT = 2
 TASK_SIZE = 0x7FFFFFFFF000
 DEFAULT_MAX_MAP_COUNT = 65530
 
@@ -81,6 +86,7 @@ class MmStruct:
 
     __slots__ = (
         "anon",
+        "dumpable",
         "exe_path",
         "exec_vm",
         "flags",
@@ -97,6 +103,7 @@ class MmStruct:
         "stack_vm",
         "starts",
         "total_vm",
+        "user_ns",
         "vmas",
     )
 
@@ -119,6 +126,8 @@ class MmStruct:
         self.exe_path = ""
         self.pgd = False
         self.futex_buckets = 0
+        self.dumpable = SUID_DUMP_USER  # MMF_DUMPABLE: who may dump or inspect it
+        self.user_ns: UserNamespace | None = None  # whose root owns it when it is not dumpable
 
     def __repr__(self) -> str:
         return f"<mm users={self.mm_users} vmas={len(self.vmas)}>"
@@ -275,6 +284,8 @@ def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
     mm = MmStruct()
     mm.mmap_base = oldmm.mmap_base
     mm.exe_path = oldmm.exe_path
+    mm.dumpable = oldmm.dumpable
+    mm.user_ns = oldmm.user_ns
     mm.owner = tsk
     try:
         k.kmem_cache_alloc(current, "pgd")
