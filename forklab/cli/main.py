@@ -1,6 +1,7 @@
 """forklab: the command line.
 
 forklab demo        the process tree from swapper to a shell, and what fork does
+forklab diff        the same system calls on the model and on this machine's kernel, compared
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from rich.console import Console
 
 from forklab import __version__
 from forklab.cli.demo import run_demo
+from forklab.cli.diff import diff
 from forklab.kernel.version import DEFAULT_VERSION, PROFILES
 
 
@@ -40,6 +42,8 @@ def demo(kernel_version: str) -> None:
     """
     run_demo(Console(), kernel_version)
 
+
+main.add_command(diff)
 
 if __name__ == "__main__":
     main()

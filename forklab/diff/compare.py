@@ -16,6 +16,7 @@ from forklab.diff.calls import ADDR, FDS, TASK, spec
 from forklab.diff.known import Difference, explain
 from forklab.diff.script import FIRST_TASK, BinOp, Const, Expr, Neg, Scenario, ScenarioError, Seq, Step, Sym
 from forklab.diff.sides import DEAD, OK, PENDING, UNBOUND, HostSide, ModelSide, Outcome, TaskRef
+from forklab.uapi.sched import CLONE_THREAD
 
 # The /proc/<pid>/status fields compared. The rest describe the machine (memory use, CPU
 # mitigations, context switches), not the process's creation.
@@ -113,6 +114,7 @@ class Report:
     scenario: Scenario
     outcomes: list[tuple[Step, Outcome, Outcome]] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
+    model_names: dict[str, Any] = field(default_factory=dict)  # what each name meant on the model
 
     @property
     def disagreements(self) -> list[Difference]:
@@ -134,6 +136,7 @@ def run(scenario: Scenario, model: ModelSide, host: HostSide, statuses: bool = T
     """Run ``scenario`` on both sides and collect every difference."""
     report = Report(scenario)
     sides = (Side(model), Side(host))
+    report.model_names = sides[0].names
     try:
         for side in sides:
             side.start()
@@ -175,6 +178,7 @@ def run_step(side: Side, index: int, step: Step) -> Outcome:
     args = [side.value(arg, actor, step) for arg in step.args]
     kwargs = {key: side.value(value, actor, step) for key, value in step.kwargs}
     outcome = side.driver.call(actor, step.call, args, kwargs)
+    outcome.args = (tuple(args), kwargs)
     side.bind(step, outcome, actor)
     if outcome.status == PENDING:
         side.pending[index] = (step, outcome)
@@ -230,8 +234,8 @@ def compare_traces(report: Report, sides: tuple[Side, Side]) -> None:
         shown = render_lines(ordered[0]), render_lines(ordered[1])
         if same_but_order(ordered[0], ordered[1]):
             report.add(Difference(-1, "trace", "order of trace lines across tasks", *shown))
-        elif group_deaths(ordered[0]) == group_deaths(ordered[1]) and same_but_order(
-            without_group_dead(ordered[0]), without_group_dead(ordered[1])
+        elif group_deaths(ordered[0]) == group_deaths(ordered[1]) and Counter(by_group(ordered[0])) == Counter(
+            by_group(ordered[1])
         ):
             report.add(Difference(-1, "trace", "which thread of a dying group exits last", *shown))
         else:
@@ -262,13 +266,19 @@ def same_but_order(ours: list[Line], theirs: list[Line]) -> bool:
     return Counter(ours) == Counter(theirs) and per_task(ours) == per_task(theirs)
 
 
-def without_group_dead(lines: list[Line]) -> list[Line]:
-    """The lines with sched_process_exit's group_dead blanked."""
+def by_group(lines: list[Line]) -> list[Line]:
+    """The lines with sched_process_exit's group_dead blanked and each line's task replaced by
+    its thread group (from the CLONE_THREAD clones in the trace): which thread of a dying group
+    exits last, and so also reaps for a pid namespace, no longer shows."""
+    group: dict[int, int] = {}
     blanked = []
     for context, event, fields in lines:
+        values = dict(fields)
+        if event == "task_newtask" and int(values.get("clone_flags", "0"), 16) & CLONE_THREAD:
+            group[int(values["pid"])] = group.get(context, context)
         if event == "sched_process_exit":
             fields = tuple((key, "?" if key == "group_dead" else value) for key, value in fields)
-        blanked.append((context, event, fields))
+        blanked.append((group.get(context, context), event, fields))
     return blanked
 
 

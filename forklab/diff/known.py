@@ -52,11 +52,6 @@ KNOWN: tuple[Known, ...] = (
         lambda d: _result_of(".peek(")(d) and d.model == f"-{E.name(E.EFAULT)}" and d.host.startswith("b"),
     ),
     Known(
-        "idle-state",
-        "a host puppet waiting for its next command sleeps (S); a model task between calls is runnable (R)",
-        lambda d: d.kind == "status" and d.what.endswith(" State") and {d.model[:1], d.host[:1]} == {"R", "S"},
-    ),
-    Known(
         "concurrent-order",
         "tasks the host runs at the same time (a pid namespace's tasks killed together, a signal's"
         " victims) interleave their tracepoint lines by timing; each task's own lines agree in order",

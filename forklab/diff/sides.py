@@ -46,6 +46,7 @@ class Outcome:
     child: Any = None  # a task the call made, on this side
     raw: Any = None  # the side's own value (an address; for a pending call, what finishes it)
     actor: Any = None  # for a pending call: the task asleep in it
+    args: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})  # the arguments as this side passed them
 
     def __str__(self) -> str:
         if self.status == ERROR:
@@ -321,7 +322,12 @@ class HostSide:
         return int(task.pid)
 
     def status(self, task: Any) -> dict[str, str]:
-        return self.sandbox.status(task)
+        """/proc/<pid>/status; a puppet asleep waiting for its next command is, in the sequence's
+        terms, a task back in user space between calls: its State is given as R, as the model's."""
+        status = self.sandbox.status(task)
+        if status.get("State", "").startswith("S") and task.alive and not task.pending:
+            status["State"] = "R (running)"
+        return status
 
     def trace(self) -> list[TraceLine]:
         lines = []
