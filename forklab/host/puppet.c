@@ -41,7 +41,6 @@ typedef unsigned char u8;
 #define NR_mkdir 83
 #define NR_link 86
 #define NR_umask 95
-#define NR_getpid 39
 #define NR_pivot_root 155
 #define NR_mount 165
 #define NR_umount2 166
@@ -384,11 +383,12 @@ static s64 to_high(int fd)
 	return -EBADF;
 }
 
-/* Copy between our memory and any address without faulting: the kernel says EFAULT. */
+/* Copy between our memory and any address without faulting: the kernel says EFAULT. By our
+ * own tid: the process's leader may be a zombie with no memory while this thread lives on. */
 static s64 vm_copy(int to_remote, void *local, u64 remote, u64 n)
 {
 	struct iovec l = {local, n}, r = {(void *)remote, n};
-	s64 pid = sys0(NR_getpid);
+	s64 pid = sys0(NR_gettid);
 	return sys6(to_remote ? NR_process_vm_writev : NR_process_vm_readv, pid, (s64)&l, 1, (s64)&r, 1, 0);
 }
 

@@ -65,6 +65,7 @@ BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 # Calls that set other tasks in motion (a signal's delivery, deaths, a vfork parent's wakeup):
 # they return once the sandbox is still again, as does any call while another task is pending.
 STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve"})
+EXIT_SECOND_LOOK = 0.005  # seconds
 SETTLE = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
 
 
@@ -647,11 +648,23 @@ class Sandbox:
         state = procfs.state(task._host_pid)
         if state in ("T", "t"):
             return True
-        if flight.call.shape is Shape.EXIT and state != "S":
-            # A dying task sleeps for good only interruptibly (a pid namespace's init waiting
-            # for its namespace to empty); an uninterruptible sleep on the way out passes.
+        if flight.call.shape is Shape.EXIT and not self._dying_for_good(task):
             return False
         return procfs.sleeping_syscall(task._host_pid) in flight.call.blocks
+
+    def _dying_for_good(self, task: HostTask) -> bool:
+        """A dying task sleeps for good only interruptibly, and only while nothing else moves (a
+        pid namespace's init waiting for a zombie that its parent outside never reaps). An
+        uninterruptible sleep on the way out, or a wait for dying tasks, passes; so can a wait
+        whose waker has just been seen to die (it wakes the sleeper a moment later), hence the
+        second look."""
+        for look in range(2):
+            if look:
+                time.sleep(EXIT_SECOND_LOOK)
+            moving = any(self._moving(t) for t in self._known.values() if t is not task)
+            if procfs.state(task._host_pid) != "S" or moving:
+                return False
+        return True
 
     def _child_dead(self, parent: HostTask, nr: int) -> bool:
         """Did the child ``nr`` (pid as the parent sees it) die before it could say hello?"""

@@ -37,7 +37,7 @@ def futex_wait_queue(k: Machine, mm: MmStruct, addr: int) -> WaitQueue:
     key = (id(mm), addr)
     queue = k.futexes.get(key)
     if queue is None:
-        queue = k.futexes[key] = WaitQueue()
+        queue = k.futexes[key] = WaitQueue(fifo=True)
     return queue
 
 

@@ -27,7 +27,7 @@ class PidfdInfo:
 
 
 class PidfdOps(InodeOps):
-    pass
+    seekable = False
 
 
 PIDFD_INODE = Inode("[pidfd]", 0o600, ops=PidfdOps())

@@ -122,7 +122,7 @@ def sleep(k: Machine, task: Task, pending: PendingCall, block: WouldBlock) -> Pe
     if block.value is not None:
         pending.known = block.value
     if block.wq is not None:
-        block.wq.waiters[task] = None
+        block.wq.add(task)
     task.pending_call = pending
     return pending
 

@@ -20,12 +20,24 @@ if TYPE_CHECKING:
 
 
 class WaitQueue:
-    """wait_queue_head_t: the tasks sleeping on one event."""
+    """wait_queue_head_t: the tasks sleeping on one event, woken from the head.
 
-    __slots__ = ("waiters",)
+    add_wait_queue() puts a sleeper at the head, so the latest is woken first (two threads
+    waiting for the same child: the one that waited last reaps it, as the host shows). A
+    ``fifo`` queue (a futex's hash bucket) wakes the earliest first.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("fifo", "waiters")
+
+    def __init__(self, fifo: bool = False) -> None:
+        self.fifo = fifo
         self.waiters: dict[Task, None] = {}
+
+    def add(self, task: Task) -> None:
+        if self.fifo:
+            self.waiters[task] = None
+        else:
+            self.waiters = {task: None, **self.waiters}
 
     def __len__(self) -> int:
         return len(self.waiters)

@@ -223,3 +223,31 @@ def test_changing_ids_makes_a_task_non_dumpable(k: forklab.Kernel, init: forklab
     grandchild.execve("/bin/sh", ["sh"])
     assert grandchild.prctl(forklab.PR_GET_DUMPABLE) == 1
     assert init.read_file("/proc/sys/fs/suid_dumpable") == "0\n"
+
+
+def test_the_thread_that_waited_last_reaps(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """Two threads wait for the same child: add_wait_queue() puts the later one at the head of
+    wait_chldexit, it is woken first and reaps; the other sleeps on (as on the host)."""
+    leader, threads = threaded_child(init, 1)
+    child = leader.task(leader.fork())
+    leader.fork()  # another child: the earlier waiter still has one to wait for
+    early = threads[0].wait4(-1, __WALL)
+    late = leader.wait4(child.pid, __WALL)
+    assert isinstance(early, forklab.Pending) and isinstance(late, forklab.Pending)
+    init.kill(child.pid, forklab.SIGKILL)
+    assert late.done and late.result() == (child.pid, forklab.SIGKILL)
+    assert not early.done
+
+
+def test_a_pidfd_cannot_seek(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    words = init.mmap(4096)
+    init.clone3(flags=forklab.CLONE_PIDFD, pidfd=words, exit_signal=SIGCHLD)
+    pidfd = init.read_u32(words)
+    assert errno_of(lambda: init.lseek(pidfd, 0, forklab.SEEK_SET)) == forklab.ESPIPE
+
+
+def test_comm_takes_every_write_whatever_the_offset(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    fd = init.open("/proc/self/comm", forklab.O_WRONLY)
+    assert init.write(fd, b"first") == 5
+    assert init.write(fd, b"second") == 6
+    assert init.comm == "second"

@@ -180,8 +180,8 @@ def ksys_write(k: Machine, current: Task, fd: int, data: bytes) -> int:
 def ksys_lseek(k: Machine, current: Task, fd: int, offset: int, whence: int) -> int:
     file = fget(current, fd)
     inode = file.inode
-    if inode.mode & S_IFMT == S_IFIFO:
-        raise KernelError(E.ESPIPE, "lseek: a pipe cannot seek")
+    if inode.mode & S_IFMT == S_IFIFO or (inode.ops is not None and not inode.ops.seekable):
+        raise KernelError(E.ESPIPE, "lseek: the file cannot seek (a pipe, a pidfd)")
     size = len(inode.data) if inode.data is not None else len(getattr(file.private, "text", b""))
     base = {SEEK_SET: 0, SEEK_CUR: file.f_pos, SEEK_END: size}.get(whence)
     if base is None:

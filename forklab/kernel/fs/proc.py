@@ -48,12 +48,18 @@ class ProcFile(InodeOps):
     """
 
     def __init__(
-        self, task: Task | None, show: Reader | None, store: Writer | None, mode: ModeOf | None = None
+        self,
+        task: Task | None,
+        show: Reader | None,
+        store: Writer | None,
+        mode: ModeOf | None = None,
+        any_offset: bool = False,
     ) -> None:
         self.task = task
         self.show = show
         self.store = store
         self.mode = mode
+        self.any_offset = any_offset  # its write handler ignores the file position (comm, fail-nth)
 
     def permission(self, current: Task, inode: Inode, mask: int) -> None:
         if self.mode is None:
@@ -86,7 +92,7 @@ class ProcFile(InodeOps):
     def write(self, k: Machine, current: Task, file: File, data: bytes) -> int:
         if self.store is None:
             raise KernelError(E.EIO, "proc: this file cannot be written")
-        if file.f_pos != 0 and self.mode is None:
+        if file.f_pos != 0 and self.mode is None and not self.any_offset:
             raise KernelError(E.EINVAL, "proc: writes must start at offset 0")
         self.store(k, self.subject(current), data.decode(errors="replace"))
         file.f_pos += len(data)
@@ -118,8 +124,9 @@ class ProcDir(InodeOps):
 
 
 def proc_file(name: str, show: Reader | None, store: Writer | None = None, task: Task | None = None,
-              mode: int = 0o444, uid: int = 0, sysctl_mode: ModeOf | None = None) -> Inode:  # fmt: skip
-    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode), uid=uid)
+              mode: int = 0o444, uid: int = 0, sysctl_mode: ModeOf | None = None,
+              any_offset: bool = False) -> Inode:  # fmt: skip
+    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode, any_offset), uid=uid)
 
 
 def proc_dir(name: str, entries: Callable[[Machine, Mount], dict[str, Inode]]) -> Inode:
@@ -240,7 +247,7 @@ def comm_file(task: Task) -> Inode:
             raise KernelError(E.EINVAL, "comm: only the task's own thread group may rename it")
         t.comm = text[:15]
 
-    return proc_file("comm", lambda k, t, ns: t.comm + "\n", store, task, 0o644, task_dump_owner(task))
+    return proc_file("comm", lambda k, t, ns: t.comm + "\n", store, task, 0o644, task_dump_owner(task), any_offset=True)
 
 
 def task_entries(k: Machine, mnt: Mount, leader: Task) -> dict[str, Inode]:
@@ -263,7 +270,8 @@ def tid_dir(name: str, task: Task) -> Inode:
             "comm": comm_file(task),
             "children": proc_file("children", proc_task_children, task=task),
             "fail-nth": proc_file("fail-nth", lambda k, t, ns: read_fail_nth(t),
-                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task_dump_owner(task)),
+                                  lambda k, t, text: write_fail_nth(t, text), task, 0o644, task_dump_owner(task),
+                                  any_offset=True),
         }  # fmt: skip
 
     return proc_dir(name, entries)

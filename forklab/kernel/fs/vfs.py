@@ -37,6 +37,8 @@ MAX_SYMLINKS = 40
 class InodeOps:
     """Behaviour of a special inode. A directory's ``lookup``/``names`` list entries made on demand."""
 
+    seekable = True  # False: lseek gives ESPIPE (no llseek in its file_operations)
+
     def lookup(self, k: Machine, mnt: Mount, inode: Inode, name: str) -> Inode | None:
         return None
 

@@ -1,0 +1,52 @@
+"""Random sequences are reproducible from their seed and reach deep states; shrinking keeps
+the smallest subsequence that still fails."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from forklab.diff.campaign import scenario_text
+from forklab.diff.generate import random_scenario, shrink
+from forklab.diff.script import Scenario, parse
+
+
+def test_same_seed_same_sequence() -> None:
+    assert scenario_text(random_scenario(5, 30)) == scenario_text(random_scenario(5, 30))
+    assert scenario_text(random_scenario(5, 30)) != scenario_text(random_scenario(6, 30))
+
+
+def test_sequences_reach_deep_states() -> None:
+    calls: Counter[str] = Counter()
+    deep = Counter[str]()
+    for seed in range(150):
+        text = scenario_text(random_scenario(seed, 25))
+        calls.update(line.split("(")[0].split(".")[-1] for line in text.splitlines())
+        deep.update(flag for flag in ("CLONE_THREAD", "CLONE_NEWPID", "CLONE_NEWUSER", "CLONE_VFORK") if flag in text)
+        deep.update(["setresuid"] if "setresuid(1000" in text else [])
+    for call in ("fork", "clone", "clone3", "vfork", "execve", "exit", "exit_group", "wait4", "kill", "unshare",
+                 "setrlimit", "mmap", "poke", "peek", "madvise", "open", "sigaction", "prctl"):  # fmt: skip
+        assert calls[call] > 0, call
+    assert all(deep[flag] > 10 for flag in ("CLONE_THREAD", "CLONE_NEWPID", "CLONE_NEWUSER", "CLONE_VFORK"))
+
+
+def test_a_vfork_child_only_execs_or_exits() -> None:
+    for seed in range(100):
+        steps = random_scenario(seed, 25).steps
+        for index, step in enumerate(steps):
+            if step.call == "vfork" and step.targets:
+                child = step.targets[0]
+                following = [s for s in steps[index + 1 :] if s.actor == child]
+                calls = [s.call for s in following]
+                # exec (then anything), or an exit, or an exec that failed and then an exit
+                assert not calls or calls[0] in ("execve", "exit"), (seed, calls)
+
+
+def test_shrink_finds_the_smallest_failing_subsequence() -> None:
+    scenario = parse("".join("t0.getpid()\nt0.getuid()\n" for _ in range(10)) + "t0.kill(0, 0)\nt0.getppid()\n")
+
+    def fails(candidate: Scenario) -> bool:
+        calls = [step.call for step in candidate.steps]
+        return "kill" in calls and "getppid" in calls
+
+    smallest = shrink(scenario, fails)
+    assert [step.call for step in smallest.steps] == ["kill", "getppid"]

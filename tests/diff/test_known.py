@@ -1,0 +1,47 @@
+"""Each explained difference matches the case it explains, and nothing near it."""
+
+from __future__ import annotations
+
+import pytest
+
+from forklab.diff.known import KNOWN, Difference, explain, reason
+
+
+def names(difference: Difference) -> str:
+    return explain(difference).explained_by
+
+
+MODEL_UNAME = "('Linux', 'forklab', '6.18.0', '#1', 'x86_64')"
+HOST_UNAME = "('Linux', 'forklab', '6.18.44', '#1 SMP', 'x86_64')"
+FAIL_NTH = "t0.write_file('/proc/self/fail-nth', '1')"
+VFORK = "t3 = t1.vfork() (asleep since step 4)"
+
+
+@pytest.mark.parametrize(
+    ("difference", "expected"),
+    [
+        (Difference(3, "result", FAIL_NTH, "0", "-ENOENT"), "no-fault-injection"),
+        (Difference(1, "result", "t0.uname()", MODEL_UNAME, HOST_UNAME), "kernel-release"),
+        # The host name differs too: not only the release.
+        (Difference(1, "result", "t0.uname()", MODEL_UNAME.replace("forklab", "a"), HOST_UNAME), ""),
+        (Difference(2, "result", "t0.peek(m, 8)", "-EFAULT", "b'ab'"), "peek-short-read"),
+        (Difference(2, "result", "t0.peek(m, 8)", "b'ab'", "-EFAULT"), ""),
+        (Difference(-1, "trace", "order of trace lines across tasks", "a", "b"), "concurrent-order"),
+        (Difference(-1, "trace", "which thread of a dying group exits last", "a", "b"), "group-exit-race"),
+        (Difference(5, "pending", VFORK, "gone", "3"), "vfork-release-race"),
+        (Difference(5, "pending", VFORK, "4", "3"), ""),
+        (Difference(5, "pending", "t0.wait4(-1, 0) (asleep since step 4)", "gone", "3"), ""),
+        (Difference(5, "result", "t1.kill(t5, SIGKILL)", "0", "gone"), "kill-return-race"),
+        (Difference(5, "result", "t1.kill(t5, SIGKILL)", "0", "-EPERM"), ""),
+        (Difference(5, "status", "pid 3 State", "R (running)", "S (sleeping)"), ""),
+        (Difference(5, "result", "t1.getpid()", "2", "3"), ""),
+    ],
+)
+def test_matches(difference: Difference, expected: str) -> None:
+    assert names(difference) == expected
+
+
+def test_every_known_difference_has_a_reason() -> None:
+    assert len({known.name for known in KNOWN}) == len(KNOWN)
+    for known in KNOWN:
+        assert len(reason(known.name)) > 40
