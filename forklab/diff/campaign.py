@@ -14,12 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from forklab.diff.compare import run
 from forklab.diff.generate import random_scenario, shrink
-from forklab.diff.known import Difference, reason
+from forklab.diff.known import HOST_TIMING, Difference, reason
 from forklab.diff.script import Scenario, ScenarioError, load, parse
 from forklab.diff.sides import HostSide, ModelSide
 from forklab.diff.snippet import render_python
@@ -28,6 +28,7 @@ from forklab.kernel.version import DEFAULT_VERSION
 SCENARIO_SUFFIX = ".forklab"
 BUILTIN = Path(__file__).with_name("scenarios")
 DEFAULT_STEPS = 20
+RERUNS = 2  # a disagreeing sequence is run again this often before it counts
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,21 @@ def run_scenario(scenario: Scenario, version: str = DEFAULT_VERSION, trace: bool
 
 
 def run_job(job: Job) -> Result:
+    """The job's sequence on both sides. A disagreement is run again (at most ``RERUNS``
+    times): if a rerun agrees, the host's outcome hung on timing, and the differences are
+    kept, explained as such."""
     try:
         scenario = job.scenario()
     except ScenarioError as err:
         return Result(job.name, job.text, error=str(err))
     result = run_scenario(scenario, job.version, job.trace)
     result.name = job.name
+    for _ in range(RERUNS if result.disagreements else 0):
+        if not run_scenario(scenario, job.version, job.trace).disagreements:
+            result.differences = [
+                d if d.explained_by else replace(d, explained_by=HOST_TIMING) for d in result.differences
+            ]
+            break
     return result
 
 

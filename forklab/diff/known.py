@@ -24,6 +24,9 @@ class Difference:
     explained_by: str = ""
 
 
+HOST_TIMING = "host-timing"
+
+
 @dataclass(frozen=True)
 class Known:
     name: str
@@ -81,6 +84,12 @@ KNOWN: tuple[Known, ...] = (
         lambda d: (
             d.kind == "result" and (".kill(" in d.what or ".tgkill(" in d.what) and d.model == "0" and d.host == "gone"
         ),
+    ),
+    Known(
+        HOST_TIMING,
+        "the sequence agreed when run again: on the host the outcome depended on timing (which of"
+        " two CPUs ran first, how soon a dying task was released); the model is deterministic",
+        lambda d: False,  # given by the campaign after a rerun, never by the difference alone
     ),
     Known(
         "wakeup-cpu",

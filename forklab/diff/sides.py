@@ -8,8 +8,6 @@ t0 has exec'd /sbin/init. Each side runs a step and reports an ``Outcome`` in th
 
 from __future__ import annotations
 
-import fcntl
-import os
 import resource
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import forklab
 from forklab.api import Pending, SyscallError, TaskBlocked, TaskGoneError, TaskHandle
 from forklab.diff.calls import NONE, TASK, spec
+from forklab.host import procfs
 from forklab.kernel.cgroup.cgroup import Cgroup
 from forklab.kernel.cgroup.pids import pids_try_charge
 from forklab.kernel.trace import format_field
@@ -35,7 +34,6 @@ UNBOUND = "unbound"  # a name this side never bound (an earlier step went differ
 SANDBOX_FLAGS = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
 ID_BASE = 100000
 ID_RANGE = 65536
-NS_GET_PARENT = 0xB702
 
 
 @dataclass
@@ -308,7 +306,8 @@ class HostSide:
         known = self.known_ns.get(task.host_pid)
         if known is None:
             numbers = [int(n) for n in self.sandbox.status(task)["NSpid"].split()]
-            known = self.known_ns[task.host_pid] = (numbers, _pid_ns_chain(task.host_pid, len(numbers)))
+            chain = procfs.pid_ns_chain(f"/proc/{task.host_pid}/ns/pid", len(numbers)) or []
+            known = self.known_ns[task.host_pid] = (numbers, chain)
         return known
 
     def remember(self, task: Any) -> None:
@@ -325,7 +324,12 @@ class HostSide:
         """/proc/<pid>/status; a puppet asleep waiting for its next command is, in the sequence's
         terms, a task back in user space between calls: its State is given as R, as the model's."""
         status = self.sandbox.status(task)
-        if status.get("State", "").startswith("S") and task.alive and not task.pending:
+        idle = (
+            task.alive
+            and not task.pending
+            and not (procfs.stat(task.host_pid) or ("", procfs.PF_EXITING))[1] & procfs.PF_EXITING
+        )
+        if status.get("State", "").startswith("S") and idle:
             status["State"] = "R (running)"
         return status
 
@@ -337,18 +341,3 @@ class HostSide:
                 fields[key] = OUTSIDE
             lines.append((record.pid, record.event, fields))
         return lines
-
-
-def _pid_ns_chain(host_pid: int, levels: int) -> list[int]:
-    """Inode numbers of a task's pid namespace and the ``levels - 1`` above it."""
-    fd = os.open(f"/proc/{host_pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chain = [os.fstat(fd).st_ino]
-        while len(chain) < levels:
-            parent = fcntl.ioctl(fd, NS_GET_PARENT)
-            os.close(fd)
-            fd = parent
-            chain.append(os.fstat(fd).st_ino)
-        return chain
-    finally:
-        os.close(fd)

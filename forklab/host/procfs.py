@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 
+NS_GET_PARENT = 0xB702  # ioctl on a namespace file: its parent's
 PF_EXITING = 0x4  # task->flags: on its way out, not yet a zombie
 
 
@@ -73,3 +75,22 @@ def sleeping_syscall(host_tid: int) -> int | None:
     if text is None or text.startswith("running"):
         return None
     return int(text.split()[0])
+
+
+def pid_ns_chain(path: str, levels: int, dir_fd: int | None = None) -> list[int] | None:
+    """Inode numbers of the pid namespace at ``path`` (a /proc/<tid>/ns/pid) and of the
+    ``levels - 1`` above it, nearest first; None if the task is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    try:
+        chain = [os.fstat(fd).st_ino]
+        while len(chain) < levels:
+            parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            os.close(fd)
+            fd = parent
+            chain.append(os.fstat(fd).st_ino)
+        return chain
+    finally:
+        os.close(fd)

@@ -66,6 +66,8 @@ BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 # they return once the sandbox is still again, as does any call while another task is pending.
 STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve"})
 EXIT_SECOND_LOOK = 0.005  # seconds
+RELEASE_GRACE = 0.001  # seconds
+SECOND_LOOK = 0.0003  # seconds
 SETTLE = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
 
 
@@ -125,6 +127,7 @@ class HostTask:
         self._sock = sock
         self._pidfd = os.pidfd_open(host_pid, PIDFD_THREAD)
         self._gone = False
+        self._released = False  # its pids are free: nothing of it is left
         self._flight: _Flight | None = None  # the last call that came back pending
         self._outcome: HostResult | None = None  # ... and its result, once collected
 
@@ -455,9 +458,21 @@ class Sandbox:
     def _settle(self, what: str) -> None:
         """Wait until no task is running or half-way out: what the call set off has played out."""
         deadline = min(time.monotonic() + self.timeout, self._end)
+        released = sum(t._released for t in self._known.values())
+        still = 0  # looks in a row that found nothing moving
         for delay in itertools.chain(SETTLE, itertools.repeat(SETTLE[-1])):
-            if not any(self._moving(t) for t in self._known.values()):
-                return
+            if any(self._moving(t) for t in self._known.values()):
+                still = 0
+            else:
+                still += 1
+                if still == 2:
+                    return
+                # A second look, a moment later: a task that just died wakes its waiter (a
+                # parent in wait4, a pid namespace's init) right after it stops moving, and
+                # its pid numbers leave the namespace a moment after its pidfd says it is gone.
+                fresh = sum(t._released for t in self._known.values()) > released
+                time.sleep(RELEASE_GRACE if fresh else SECOND_LOOK)
+                continue
             if time.monotonic() > deadline:
                 self.close()
                 raise HostTimeout(f"the sandbox did not come to rest {what} within {self.timeout} s; it was killed")
@@ -631,15 +646,19 @@ class Sandbox:
         return not (task._gone or self._closed)
 
     def _moving(self, task: HostTask) -> bool:
-        """Running, or dying and not yet a zombie nor asleep: something about it is still to
-        happen. A dying pid namespace init asleep in zap_pid_ns_processes (S) may wait for
-        ever, for a zombie whose parent is outside that namespace: that is a rest."""
-        if task._gone or _revents(task._pidfd):
-            task._gone = True
+        """Running; dying and neither a zombie nor asleep yet; or dead and still being released
+        (X: its pids are not free yet): something about it is still to happen. A dying pid
+        namespace init asleep in zap_pid_ns_processes (S) may wait for ever, for a zombie whose
+        parent is outside that namespace: that is a rest."""
+        if task._released:
             return False
-        letter, flags = procfs.stat(task._host_pid) or ("X", 0)
-        task._gone = letter in "ZX"
-        return letter == "R" or (bool(flags & procfs.PF_EXITING) and letter not in "SZX")
+        events = _revents(task._pidfd)
+        letter, flags = ("", 0) if events & select.POLLHUP else procfs.stat(task._host_pid) or ("", 0)
+        if not letter:
+            task._gone = task._released = True
+            return False
+        task._gone = task._gone or bool(events) or letter in "ZX"
+        return letter in "RX" or (bool(flags & procfs.PF_EXITING) and letter not in "SZ")
 
     def _asleep(self, task: HostTask, flight: _Flight) -> bool:
         """Is the task asleep in this call's own system call (or stopped)? Then it is pending."""
@@ -668,15 +687,22 @@ class Sandbox:
 
     def _child_dead(self, parent: HostTask, nr: int) -> bool:
         """Did the child ``nr`` (pid as the parent sees it) die before it could say hello?"""
-        pid = nr if parent._depth == 2 else self._sandbox_pid_from_view(parent._depth - 2, nr)
+        pid = nr if parent._depth == 2 else self._sandbox_pid_from_view(parent, nr)
         return pid is not None and procfs.state(pid, self._procfd) in (None, "Z", "X")
 
-    def _sandbox_pid_from_view(self, level: int, nr: int) -> int | None:
-        """The sandbox pid of the task that is ``nr`` at NSpid ``level`` (0 is the sandbox)."""
+    def _sandbox_pid_from_view(self, viewer: HostTask, nr: int) -> int | None:
+        """The sandbox pid of the task that ``viewer`` (in a pid namespace below the sandbox's)
+        sees as ``nr``: its number at the viewer's level, in the viewer's own namespace (sibling
+        namespaces at that level number their tasks alike)."""
+        level = viewer._depth - 2  # in NSpid as the sandbox shows it, 0 is the sandbox's number
+        own = procfs.pid_ns_chain(f"/proc/{viewer._host_pid}/ns/pid", 1)
         for tgid in filter(str.isdigit, procfs.list_dir(".", self._procfd)):
             for tid in procfs.list_dir(f"{tgid}/task", self._procfd):
                 text = procfs.read_text(f"{tgid}/task/{tid}/status", dir_fd=self._procfd)
                 ns = procfs.parse_status(text or "").get("NSpid", "").split()
-                if len(ns) > level and int(ns[level]) == nr:
+                if len(ns) <= level or int(ns[level]) != nr:
+                    continue
+                chain = procfs.pid_ns_chain(f"{tgid}/task/{tid}/ns/pid", len(ns) - level, self._procfd)
+                if own is not None and chain is not None and chain[-1] == own[0]:
                     return int(tid)
         return None

@@ -45,6 +45,7 @@ from forklab.kernel.signal import (
     cleanup_sighand,
     do_notify_parent,
     send_sig,
+    threads_from,
     zap_other_threads,
 )
 from forklab.kernel.task import (
@@ -434,12 +435,7 @@ def __do_wait(k: Machine, current: Task, wo: WaitOpts) -> int:
         if ret:
             return ret
     else:
-        threads = [current] if wo.wo_flags & __WNOTHREAD else list(current.signal.thread_head)
-        # while_each_thread starts from current.
-        if current in threads:
-            threads.remove(current)
-        threads.insert(0, current)
-        for tsk in threads:
+        for tsk in [current] if wo.wo_flags & __WNOTHREAD else threads_from(current):
             for p in list(tsk.children):
                 ret = wait_consider_task(k, current, wo, False, p)
                 if ret:

@@ -398,11 +398,8 @@ def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
     elif not group or len(signal.thread_head) == 1:
         return
     else:
-        threads = signal.thread_head
-        start = signal.curr_target if signal.curr_target in threads else p
-        index = threads.index(start)
-        ordered = threads[index:] + threads[:index]
-        candidates = [t for t in ordered if wants_signal(k, sig, t)]
+        start = signal.curr_target if signal.curr_target in signal.thread_head else p
+        candidates = [t for t in threads_from(start) if wants_signal(k, sig, t)]
         if not candidates:
             return
         target = signal.curr_target = candidates[0]
@@ -417,9 +414,7 @@ def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
         signal.flags = SIGNAL_GROUP_EXIT
         signal.group_exit_code = sig
         signal.group_stop_count = 0
-        threads = signal.thread_head
-        first = threads.index(p) if p in threads else 0
-        for t in threads[first:] + threads[:first]:
+        for t in threads_from(p):
             t.jobctl &= ~JOBCTL_PENDING_MASK
             t.pending.signal |= S.sigmask(S.SIGKILL)
             signal_wake_up(k, t, fatal=True)
@@ -447,14 +442,22 @@ def send_sig(k: Machine, sig: int, p: Task, group: bool = False) -> None:
     send_signal_locked(k, sig, SigInfo(sig, SI_KERNEL), p, group)
 
 
+def threads_from(t: Task) -> list[Task]:
+    """``t``'s thread group in while_each_thread() order: ``t`` first, then round the list from
+    the thread after it (from the leader if ``t`` has left the list)."""
+    threads = t.signal.thread_head
+    if t not in threads:
+        return list(threads)
+    index = threads.index(t)
+    return threads[index:] + threads[:index]
+
+
 def zap_other_threads(k: Machine, p: Task) -> int:
     """SIGKILL every other thread of ``p``'s group; returns how many there were."""
     count = 0
     p.signal.group_stop_count = 0
     p.jobctl &= ~JOBCTL_PENDING_MASK
-    threads = p.signal.thread_head
-    after = threads.index(p) + 1
-    for t in threads[after:] + threads[: after - 1]:  # for_other_threads(): from the next one round
+    for t in threads_from(p)[1:]:  # for_other_threads()
         t.jobctl &= ~JOBCTL_PENDING_MASK
         count += 1
         if t.exit_state:

@@ -251,3 +251,15 @@ def test_comm_takes_every_write_whatever_the_offset(k: forklab.Kernel, init: for
     assert init.write(fd, b"first") == 5
     assert init.write(fd, b"second") == 6
     assert init.comm == "second"
+
+
+def test_wait_looks_at_the_callers_children_then_the_next_threads(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """do_wait() walks the thread group from the caller round the list: a thread's wait finds
+    the zombie of the thread after it before the leader's (the host reaped the later one)."""
+    leader, (first, second) = threaded_child(init, 2)
+    older = leader.task(leader.fork())
+    younger = second.task(second.fork())
+    older.exit(1)
+    younger.exit(2)
+    assert first.wait4(-1, forklab.WNOHANG | __WALL) == (younger.pid, 0x200)
+    assert first.wait4(-1, forklab.WNOHANG | __WALL) == (older.pid, 0x100)
