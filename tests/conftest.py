@@ -39,3 +39,14 @@ def k() -> forklab.Kernel:
 @pytest.fixture
 def init(k: forklab.Kernel) -> forklab.TaskHandle:
     return k.task(1)
+
+
+def threaded_child(init: forklab.TaskHandle, threads: int) -> tuple[forklab.TaskHandle, list[forklab.TaskHandle]]:
+    """A child process of ``init`` with ``threads`` more threads made as pthread_create makes
+    them, all idle between calls."""
+    leader = init.task(init.fork())
+    made = []
+    for _ in range(threads):
+        stack = leader.mmap(65536)
+        made.append(leader.task(leader.clone(PTHREAD_FLAGS, stack=stack + 65536, parent_tid=stack, tls=stack)))
+    return leader, made

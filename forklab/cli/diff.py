@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -124,23 +125,10 @@ def show(console: Console, campaign: Campaign, shrunk: list[Result], version: st
     summary.add_row("  with the same result on both", str(campaign.steps_agreeing))
     summary.add_row("wall time", f"{campaign.seconds:.1f} s")
     console.print(summary)
-    kinds = campaign.disagreements_by_kind()
-    if kinds:
-        table = Table(title="disagreements by kind")
-        table.add_column("kind")
-        table.add_column("count", justify="right")
-        for kind, n in kinds.most_common():
-            table.add_row(kind, str(n))
-        console.print(table)
-    explained = campaign.explained()
-    if explained:
-        table = Table(title="explained differences (known causes, not disagreements)")
-        table.add_column("name")
-        table.add_column("seen", justify="right")
-        table.add_column("why", overflow="fold")
-        for name, (n, why) in explained.items():
-            table.add_row(name, str(n), why)
-        console.print(table)
+    kinds = [(kind, str(n)) for kind, n in campaign.disagreements_by_kind().most_common()]
+    counts(console, "disagreements by kind", ("kind", "count"), kinds)
+    explained = [(name, str(n), why) for name, (n, why) in campaign.explained().items()]
+    counts(console, "explained differences (known causes, not disagreements)", ("name", "seen", "why"), explained)
     for result in (r for r in results if r.error):
         console.print(f"[red]could not run[/red] {result.name}: {result.error}")
     for result in shrunk:
@@ -149,6 +137,18 @@ def show(console: Console, campaign: Campaign, shrunk: list[Result], version: st
     if left > 0:
         names = ", ".join(r.name for r in disagreeing(campaign)[len(shrunk) :][:20])
         console.print(f"{left} more disagreeing sequence(s), not shrunk: {names}")
+
+
+def counts(console: Console, title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """A table of names and how often they were seen (the second column), if there are any."""
+    if not rows:
+        return
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="right" if index == 1 else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def show_counterexample(console: Console, result: Result) -> None:

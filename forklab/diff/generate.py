@@ -10,11 +10,14 @@ the same sequence.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from forklab.diff.script import Scenario, ScenarioError, Step, parse_line
 from forklab.diff.sides import OK, PENDING, ModelSide, Outcome
+
+T = TypeVar("T")
 
 # Flags a random clone draws from, with the names a scenario line shows.
 CLONE_BITS = (
@@ -39,11 +42,21 @@ SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGTERM", "SIGKILL", "SIGCONT", "0"
 WAIT_OPTIONS = ("0", "WNOHANG", "__WALL", "WNOHANG | __WALL", "__WCLONE | WNOHANG", "WNOHANG | __WNOTHREAD", "0x4000")
 
 
+class Chooser(Protocol):
+    """Where the choices come from: a seeded random.Random, or hypothesis's draws."""
+
+    def random(self) -> float: ...
+    def randint(self, a: int, b: int) -> int: ...
+    def choice(self, seq: Sequence[T]) -> T: ...
+    def choices(self, population: Sequence[T], weights: Sequence[float]) -> list[T]: ...
+    def sample(self, population: Sequence[T], k: int) -> list[T]: ...
+
+
 @dataclass
 class Generator:
     """Plays the model to pick each next step."""
 
-    rng: random.Random
+    rng: Chooser
     model: ModelSide
 
     def __post_init__(self) -> None:
@@ -120,11 +133,11 @@ class Generator:
         action(self, actor)
 
 
-def one_of(rng: random.Random, items: tuple[str, ...]) -> str:
+def one_of(rng: Chooser, items: tuple[str, ...]) -> str:
     return rng.choice(items)
 
 
-def some_of(rng: random.Random, items: tuple[str, ...], most: int) -> str:
+def some_of(rng: Chooser, items: tuple[str, ...], most: int) -> str:
     chosen = rng.sample(items, rng.randint(0, most))
     return " | ".join(chosen) if chosen else "0"
 
@@ -328,11 +341,14 @@ ACTIONS: tuple[tuple[Callable[[Generator, str], None], int], ...] = (
 
 def random_scenario(seed: int, steps: int = 20, version: str = "6.18") -> Scenario:
     """A sequence of about ``steps`` calls, chosen by playing the model from ``seed``."""
-    rng = random.Random(seed)
+    return play(random.Random(seed), steps, version, f"random seed {seed}")
+
+
+def play(rng: Chooser, steps: int, version: str, name: str) -> Scenario:
     generator = Generator(rng, ModelSide(version))
     while len(generator.steps) < steps and generator.ready_tasks():
         generator.step()
-    return Scenario(generator.steps, name=f"random seed {seed}")
+    return Scenario(generator.steps, name=name)
 
 
 # ---- shrinking ----------------------------------------------------------------------------------

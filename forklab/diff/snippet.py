@@ -75,7 +75,9 @@ def mentions_task(expr: Expr, names: dict[str, Any]) -> bool:
     return False
 
 
-def python_expr(expr: Expr) -> str:
+def python_expr(expr: Expr, within: str = "") -> str:
+    """Python for ``expr``; a chain of one operator (a | b | c) needs no parentheses, a
+    different operator inside one does."""
     if isinstance(expr, Const):
         if expr.name:
             return expr.name
@@ -84,9 +86,10 @@ def python_expr(expr: Expr) -> str:
     if isinstance(expr, Sym):
         return expr.name
     if isinstance(expr, BinOp):
-        return f"({python_expr(expr.left)} {expr.op} {python_expr(expr.right)})"
+        text = f"{python_expr(expr.left, expr.op)} {expr.op} {python_expr(expr.right, expr.op + '>')}"
+        return text if within in ("", expr.op) else f"({text})"
     if isinstance(expr, Neg):
-        return ("~" if expr.invert else "-") + python_expr(expr.operand)
+        return ("~" if expr.invert else "-") + python_expr(expr.operand, "unary")
     return "[" + ", ".join(python_expr(item) for item in expr.items) + "]"
 
 

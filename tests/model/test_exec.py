@@ -7,16 +7,7 @@ import pytest
 
 import forklab
 from forklab import __WALL, SIGCHLD, SIGTERM, TaskGoneError
-from tests.conftest import PTHREAD_FLAGS
-
-
-def process_with_threads(init: forklab.TaskHandle, threads: int) -> tuple[forklab.TaskHandle, list[forklab.TaskHandle]]:
-    leader = init.task(init.fork())
-    made = []
-    for _ in range(threads):
-        stack = leader.mmap(65536)
-        made.append(leader.task(leader.clone(PTHREAD_FLAGS, stack=stack + 65536, parent_tid=stack, tls=stack)))
-    return leader, made
+from tests.conftest import threaded_child
 
 
 def events(k: forklab.Kernel, *names: str) -> list[tuple[str, int, dict[str, object]]]:
@@ -24,7 +15,7 @@ def events(k: forklab.Kernel, *names: str) -> list[tuple[str, int, dict[str, obj
 
 
 def test_leader_exec_kills_the_other_threads(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    leader, threads = process_with_threads(init, 2)
+    leader, threads = threaded_child(init, 2)
     counts = k.counts()
     k.clear_trace()
     leader.execve("/bin/ls", ["ls"])
@@ -43,7 +34,7 @@ def test_leader_exec_kills_the_other_threads(k: forklab.Kernel, init: forklab.Ta
 
 
 def test_thread_exec_takes_the_leaders_pid(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    leader, threads = process_with_threads(init, 2)
+    leader, threads = threaded_child(init, 2)
     tgid, old_tid = leader.pid, threads[1].pid
     execing = threads[1]
     k.clear_trace()
@@ -66,7 +57,7 @@ def test_thread_exec_takes_the_leaders_pid(k: forklab.Kernel, init: forklab.Task
 
 
 def test_thread_exec_keeps_process_group_session_and_children(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    leader, threads = process_with_threads(init, 1)
+    leader, threads = threaded_child(init, 1)
     leader.setsid()
     child = leader.task(leader.fork())
     tgid = leader.pid
@@ -82,7 +73,7 @@ def test_thread_exec_keeps_process_group_session_and_children(k: forklab.Kernel,
 
 def test_exec_after_the_leader_exited(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     """A leader that called exit() alone is a zombie already: the exec takes over at once."""
-    leader, threads = process_with_threads(init, 1)
+    leader, threads = threaded_child(init, 1)
     tgid = leader.pid
     leader.exit(0)
     assert leader.state == "Z"
@@ -93,7 +84,7 @@ def test_exec_after_the_leader_exited(k: forklab.Kernel, init: forklab.TaskHandl
 
 def test_parent_hears_nothing_of_the_exec(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     """No SIGCHLD and nothing to reap: the process lives on under the same pid."""
-    leader, threads = process_with_threads(init, 1)
+    leader, threads = threaded_child(init, 1)
     tgid = leader.pid
     threads[0].execve("/bin/ls", ["ls"])
     assert init.status()["SigPnd"] == "0" * 16
@@ -103,7 +94,7 @@ def test_parent_hears_nothing_of_the_exec(k: forklab.Kernel, init: forklab.TaskH
 
 
 def test_exec_in_a_clone_thread_group_resets_exit_signal(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    _, threads = process_with_threads(init, 1)
+    _, threads = threaded_child(init, 1)
     assert threads[0].task_struct.exit_signal == -1  # a thread: nobody is told of its exit
     threads[0].execve("/bin/ls", ["ls"])
     assert threads[0].task_struct.exit_signal == SIGCHLD

@@ -20,23 +20,13 @@ from forklab import (
     SIGUSR1,
     SyscallError,
 )
-from tests.conftest import PTHREAD_FLAGS
+from tests.conftest import threaded_child
 
 
 def errno_of(call: object) -> int:
     with pytest.raises(SyscallError) as info:
         call()  # type: ignore[operator]
     return int(info.value.errno)
-
-
-def threaded_child(init: forklab.TaskHandle, threads: int) -> tuple[forklab.TaskHandle, list[forklab.TaskHandle]]:
-    """A child process of ``init`` with ``threads`` extra threads, all idle between calls."""
-    leader = init.task(init.fork())
-    made = []
-    for _ in range(threads):
-        stack = leader.mmap(65536)
-        made.append(leader.task(leader.clone(PTHREAD_FLAGS, stack=stack + 65536, parent_tid=stack, tls=stack)))
-    return leader, made
 
 
 def test_fatal_signal_to_idle_process_kills_every_thread(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
