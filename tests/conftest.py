@@ -6,28 +6,7 @@ import pytest
 
 import forklab
 from forklab import (
-    CLONE_CHILD_CLEARTID,
-    CLONE_FILES,
-    CLONE_FS,
-    CLONE_PARENT_SETTID,
-    CLONE_SETTLS,
-    CLONE_SIGHAND,
-    CLONE_SYSVSEM,
-    CLONE_THREAD,
-    CLONE_VM,
-)
-
-# What glibc's pthread_create passes to clone.
-PTHREAD_FLAGS = (
-    CLONE_VM
-    | CLONE_FS
-    | CLONE_FILES
-    | CLONE_SIGHAND
-    | CLONE_THREAD
-    | CLONE_SYSVSEM
-    | CLONE_SETTLS
-    | CLONE_PARENT_SETTID
-    | CLONE_CHILD_CLEARTID
+    PTHREAD_FLAGS,
 )
 
 

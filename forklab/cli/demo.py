@@ -7,31 +7,12 @@ from rich.panel import Panel
 
 import forklab
 from forklab import (
-    CLONE_CHILD_CLEARTID,
-    CLONE_FILES,
-    CLONE_FS,
-    CLONE_PARENT_SETTID,
-    CLONE_SETTLS,
     CLONE_SIGHAND,
-    CLONE_SYSVSEM,
-    CLONE_THREAD,
-    CLONE_VM,
+    PTHREAD_FLAGS,
     SyscallError,
 )
 from forklab.render.sharing import relations, sharing_table
 from forklab.render.tree import process_tree
-
-PTHREAD_FLAGS = (
-    CLONE_VM
-    | CLONE_FS
-    | CLONE_FILES
-    | CLONE_SIGHAND
-    | CLONE_THREAD
-    | CLONE_SYSVSEM
-    | CLONE_SETTLS
-    | CLONE_PARENT_SETTID
-    | CLONE_CHILD_CLEARTID
-)
 
 
 def spawn(parent: forklab.TaskHandle, path: str) -> tuple[forklab.TaskHandle, list[str]]:

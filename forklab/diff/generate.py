@@ -16,6 +16,8 @@ from typing import Protocol, TypeVar
 
 from forklab.diff.script import Scenario, ScenarioError, Step, parse_line
 from forklab.diff.sides import OK, PENDING, ModelSide, Outcome
+from forklab.uapi.flags import flag_names
+from forklab.uapi.sched import PTHREAD_FLAGS
 
 T = TypeVar("T")
 
@@ -25,8 +27,8 @@ CLONE_BITS = (
     "CLONE_PARENT_SETTID", "CLONE_CHILD_SETTID", "CLONE_CHILD_CLEARTID", "CLONE_PARENT", "CLONE_VFORK",
     "CLONE_NEWPID", "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWUSER", "CLONE_IO",
 )  # fmt: skip
-THREAD = "CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD"
-PTHREAD = f"{THREAD} | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID"
+# pthread_create's flags, spelled out in the scenario text for the reader.
+PTHREAD = " | ".join(flag_names(PTHREAD_FLAGS))
 UNSHARE_BITS = (
     "CLONE_FILES",
     "CLONE_FS",

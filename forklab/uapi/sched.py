@@ -34,6 +34,11 @@ CLONE_INTO_CGROUP = 0x200000000
 
 CLONE_LEGACY_FLAGS = 0xFFFFFFFF
 
+# Not kernel constants: the flag words user space passes for a thread. THREAD_FLAGS is the
+# least a thread needs; PTHREAD_FLAGS is what glibc's pthread_create passes.
+THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
+PTHREAD_FLAGS = THREAD_FLAGS | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
+
 # Every namespace flag, in the order create_new_namespaces() builds them.
 CLONE_NS_FLAGS = (
     CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP | CLONE_NEWNET | CLONE_NEWTIME

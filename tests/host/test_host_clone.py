@@ -9,14 +9,9 @@ import pytest
 
 from forklab.host import HostTask, Sandbox
 from forklab.uapi import (
-    CLONE_CHILD_CLEARTID,
     CLONE_FILES,
-    CLONE_FS,
     CLONE_PARENT,
-    CLONE_PARENT_SETTID,
-    CLONE_SETTLS,
     CLONE_SIGHAND,
-    CLONE_SYSVSEM,
     CLONE_THREAD,
     CLONE_VFORK,
     CLONE_VM,
@@ -26,6 +21,7 @@ from forklab.uapi import (
     EINVAL,
     F_GETFD,
     O_RDONLY,
+    PTHREAD_FLAGS,
     SIGCHLD,
     SIGSEGV,
     SIGUSR1,
@@ -34,17 +30,6 @@ from forklab.uapi.wait import WNOHANG
 
 pytestmark = pytest.mark.host
 
-THREAD = (
-    CLONE_VM
-    | CLONE_FS
-    | CLONE_FILES
-    | CLONE_SIGHAND
-    | CLONE_THREAD
-    | CLONE_SYSVSEM
-    | CLONE_SETTLS
-    | CLONE_PARENT_SETTID
-    | CLONE_CHILD_CLEARTID
-)
 STACK = 1 << 16
 
 
@@ -58,7 +43,7 @@ def _thread(task: HostTask) -> tuple[HostTask, int]:
     """A thread on an mmap'd stack; the address of its tid word."""
     stack = task.call("mmap", STACK).ret
     tid_word = task.call("mmap", 4096).ret
-    result = task.call("clone", THREAD, stack + STACK, tid_word, tid_word, tid_word + 2048)
+    result = task.call("clone", PTHREAD_FLAGS, stack + STACK, tid_word, tid_word, tid_word + 2048)
     assert result.ret > 0 and result.child is not None, result
     return result.child, tid_word
 

@@ -36,11 +36,10 @@ from forklab import (
     ENOSPC,
     EPERM,
     SIGCHLD,
+    THREAD_FLAGS,
     SyscallError,
 )
 from forklab.uapi.sched import CLONE_ARGS_FIELDS
-
-THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 
 
 def refused(call: object, errno: int, check: str) -> SyscallError:
@@ -73,7 +72,7 @@ def unprivileged(k: forklab.Kernel, init: forklab.TaskHandle, uid: int = 1000) -
         (CLONE_THREAD | CLONE_VM, "CLONE_THREAD requires CLONE_SIGHAND"),
         (CLONE_SIGHAND, "CLONE_SIGHAND requires CLONE_VM"),
         (CLONE_THREAD | CLONE_SIGHAND, "CLONE_SIGHAND requires CLONE_VM"),
-        (THREAD | CLONE_NEWPID, "CLONE_THREAD with CLONE_NEWUSER or CLONE_NEWPID"),
+        (THREAD_FLAGS | CLONE_NEWPID, "CLONE_THREAD with CLONE_NEWUSER or CLONE_NEWPID"),
         # Several faults at once: the first check in the kernel's order names the error.
         (CLONE_NEWNS | CLONE_FS | CLONE_THREAD, "CLONE_NEWNS with CLONE_FS"),
         (CLONE_NEWUSER | CLONE_FS | CLONE_SIGHAND, "CLONE_NEWUSER with CLONE_FS"),
@@ -113,7 +112,7 @@ def test_pid_namespace_init_cannot_clone_parent(k: forklab.Kernel, init: forklab
 def test_thread_after_unshare_newpid(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     child = k.task(init.fork())
     child.unshare(CLONE_NEWPID)
-    refused(lambda: child.clone(THREAD), EINVAL, "after unshare(CLONE_NEWPID)")
+    refused(lambda: child.clone(THREAD_FLAGS), EINVAL, "after unshare(CLONE_NEWPID)")
     # fork still works: it makes pid 1 of the new namespace.
     assert k.task(child.fork()).getpid() == 1
 
@@ -128,7 +127,7 @@ def test_pidfd_with_thread_allowed_since_6_9() -> None:
     init = k.task(1)
     word = init.mmap(4096)
     stack = init.mmap(1 << 16)
-    tid = init.clone3(flags=THREAD | CLONE_PIDFD, pidfd=word, stack=stack, stack_size=1 << 16)
+    tid = init.clone3(flags=THREAD_FLAGS | CLONE_PIDFD, pidfd=word, stack=stack, stack_size=1 << 16)
     assert k.task(tid).tgid == 1
     pidfd = init.read_u32(word)
     assert init.fcntl(pidfd, 1) == 1  # F_GETFD: FD_CLOEXEC is set on a pidfd
@@ -136,7 +135,7 @@ def test_pidfd_with_thread_allowed_since_6_9() -> None:
     o = old.task(1)
     word = o.mmap(4096)
     stack = o.mmap(1 << 16)
-    refused(lambda: o.clone3(flags=THREAD | CLONE_PIDFD, pidfd=word, stack=stack, stack_size=1 << 16),
+    refused(lambda: o.clone3(flags=THREAD_FLAGS | CLONE_PIDFD, pidfd=word, stack=stack, stack_size=1 << 16),
             EINVAL, "allowed from 6.9")  # fmt: skip
 
 
@@ -256,7 +255,7 @@ def test_clone3_order_of_size_and_fault(init: forklab.TaskHandle) -> None:
         ({"flags": CLONE_DETACHED}, "CLONE_DETACHED"),
         ({"flags": SIGCHLD}, "exit-signal byte"),
         ({"flags": CLONE_SIGHAND | CLONE_VM | CLONE_CLEAR_SIGHAND}, "CLONE_CLEAR_SIGHAND"),
-        ({"flags": THREAD, "exit_signal": SIGCHLD}, "exit_signal"),
+        ({"flags": THREAD_FLAGS, "exit_signal": SIGCHLD}, "exit_signal"),
         ({"flags": CLONE_PARENT, "exit_signal": SIGCHLD}, "exit_signal"),
         ({"stack": 0x10000}, "stack_size 0"),
         ({"stack_size": 0x1000}, "stack_size without a stack"),
@@ -331,8 +330,8 @@ def test_rlimit_nproc_refuses_an_ordinary_user(k: forklab.Kernel, init: forklab.
 def test_rlimit_nproc_counts_threads(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     user = unprivileged(k, init)
     user.setrlimit(forklab.RLIMIT_NPROC, (2, 2))
-    user.clone(THREAD)
-    refused(lambda: user.clone(THREAD), EAGAIN, "RLIMIT_NPROC")
+    user.clone(THREAD_FLAGS)
+    refused(lambda: user.clone(THREAD_FLAGS), EAGAIN, "RLIMIT_NPROC")
 
 
 def test_root_is_exempt_from_rlimit_nproc(k: forklab.Kernel, init: forklab.TaskHandle) -> None:

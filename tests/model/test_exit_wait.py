@@ -9,11 +9,6 @@ from forklab import (
     __WALL,
     __WCLONE,
     __WNOTHREAD,
-    CLONE_FILES,
-    CLONE_FS,
-    CLONE_SIGHAND,
-    CLONE_THREAD,
-    CLONE_VM,
     ECHILD,
     EINVAL,
     ESRCH,
@@ -25,13 +20,12 @@ from forklab import (
     SIGCHLD,
     SIGKILL,
     SIGUSR1,
+    THREAD_FLAGS,
     WNOHANG,
     Pending,
     SyscallError,
     TaskBlocked,
 )
-
-THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 
 
 def errno_of(call: object) -> int:
@@ -62,7 +56,7 @@ def test_zombie_until_reaped(k: forklab.Kernel, init: forklab.TaskHandle) -> Non
 def test_reaping_returns_every_count(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     before = k.counts()
     child = k.task(init.fork())
-    thread = child.task(child.clone(THREAD))
+    thread = child.task(child.clone(THREAD_FLAGS))
     child.mmap(1 << 20)
     thread.exit(0)
     child.exit(0)
@@ -73,7 +67,7 @@ def test_reaping_returns_every_count(k: forklab.Kernel, init: forklab.TaskHandle
 
 def test_exit_group_code_wins(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     child = k.task(init.fork())
-    thread = child.task(child.clone(THREAD))
+    thread = child.task(child.clone(THREAD_FLAGS))
     thread.exit_group(9)
     assert not thread.alive and not child.alive
     assert init.wait4(child.pid) == (child.pid, 9 << 8)
@@ -82,7 +76,7 @@ def test_exit_group_code_wins(k: forklab.Kernel, init: forklab.TaskHandle) -> No
 def test_last_thread_to_exit_sets_the_status(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     """The leader exits first and stays a zombie; the parent hears only when the last thread goes."""
     child = k.task(init.fork())
-    thread = child.task(child.clone(THREAD))
+    thread = child.task(child.clone(THREAD_FLAGS))
     child.exit(1)
     assert child.state == "Z" and thread.alive
     assert init.wait4(child.pid, WNOHANG) == (0, 0)  # a leader with live threads is not reaped
@@ -92,7 +86,7 @@ def test_last_thread_to_exit_sets_the_status(k: forklab.Kernel, init: forklab.Ta
 
 
 def test_non_leader_thread_is_reaped_at_once(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    thread = k.task(init.clone(THREAD))
+    thread = k.task(init.clone(THREAD_FLAGS))
     thread.exit(0)
     assert not thread.alive
     assert init.status()["Threads"] == "1"
@@ -107,7 +101,7 @@ def test_wait_errors(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     other = k.task(init.fork())
     grandchild = other.fork()
     assert errno_of(lambda: init.wait4(grandchild, 0)) == ECHILD  # not our child
-    thread = other.clone(THREAD)
+    thread = other.clone(THREAD_FLAGS)
     assert errno_of(lambda: other.wait4(thread, __WALL)) == ECHILD  # a tid is no process
 
 
@@ -156,7 +150,7 @@ def test_wclone_and_wall(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
 
 
 def test_threads_wait_for_each_others_children(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    thread = k.task(init.clone(THREAD))
+    thread = k.task(init.clone(THREAD_FLAGS))
     pid = thread.fork()
     k.task(pid).exit(0)
     assert errno_of(lambda: init.wait4(-1, __WNOTHREAD)) == ECHILD
@@ -222,7 +216,7 @@ def test_orphans_go_to_init(k: forklab.Kernel, init: forklab.TaskHandle) -> None
 
 def test_orphans_go_to_a_live_thread_first(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     parent = k.task(init.fork())
-    thread = parent.task(parent.clone(THREAD))
+    thread = parent.task(parent.clone(THREAD_FLAGS))
     child = thread.task(thread.fork())
     thread.exit(0)
     assert child.task_struct.real_parent is parent.task_struct
@@ -242,7 +236,7 @@ def test_subreaper_adopts_orphans(k: forklab.Kernel, init: forklab.TaskHandle) -
 
 def test_pdeath_signal_fires_when_the_creating_thread_exits(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     parent = k.task(init.fork())
-    thread = parent.task(parent.clone(THREAD))
+    thread = parent.task(parent.clone(THREAD_FLAGS))
     child = thread.task(thread.fork())
     child.prctl(PR_SET_PDEATHSIG, SIGKILL)
     child_pid = child.pid_in(parent)

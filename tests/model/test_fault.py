@@ -19,6 +19,7 @@ from forklab import (
     CLONE_PIDFD,
     ENOMEM,
     O_RDWR,
+    PTHREAD_FLAGS,
     SEEK_SET,
     SIGCHLD,
     SIGKILL,
@@ -26,7 +27,6 @@ from forklab import (
 )
 from forklab.kernel import fork as kfork
 from forklab.kernel.fork import BAD_FORK_LADDER
-from tests.conftest import PTHREAD_FLAGS
 
 # What a failed clone leaves behind in the kernel too, because it belongs to the caller:
 # copy_semundo's get_undo_list() creates the caller's own undo list, and the private futex

@@ -24,10 +24,10 @@ from forklab import (
     MAP_SHARED,
     PROT_READ,
     PROT_WRITE,
+    PTHREAD_FLAGS,
     SIGCHLD,
     SyscallError,
 )
-from tests.conftest import PTHREAD_FLAGS
 
 PAGE = 4096
 

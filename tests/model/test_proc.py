@@ -53,7 +53,7 @@ def test_namespaced_view(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
 
 
 def test_thread_status_and_task_dir(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    from tests.conftest import PTHREAD_FLAGS
+    from forklab import PTHREAD_FLAGS
 
     stack = init.mmap(1 << 16)
     tid = init.clone(PTHREAD_FLAGS, stack=stack + (1 << 16), parent_tid=stack, child_tid=stack, tls=stack)

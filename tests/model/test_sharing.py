@@ -26,9 +26,9 @@ from forklab import (
     SIGCHLD,
     SIGUSR1,
     SIGUSR2,
+    THREAD_FLAGS,
 )
 
-THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 USER_HANDLER = 0x401000
 
 
@@ -97,7 +97,7 @@ def test_clear_sighand_resets_handlers_but_not_ignored(k: forklab.Kernel, init: 
 
 
 def test_thread_shares_signal_struct_and_group(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    thread = child_with(k, init, THREAD)
+    thread = child_with(k, init, THREAD_FLAGS)
     assert thread.task_struct.signal is init.task_struct.signal
     assert thread.tgid == init.tgid == 1
     assert thread.getpid() == 1 and thread.gettid() == thread.pid
@@ -127,7 +127,7 @@ def test_memory(k: forklab.Kernel, init: forklab.TaskHandle, shared: bool) -> No
 
 
 def test_sysvsem_undo_list(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    thread = child_with(k, init, THREAD | CLONE_SYSVSEM)
+    thread = child_with(k, init, THREAD_FLAGS | CLONE_SYSVSEM)
     undo = init.task_struct.sysvsem
     assert undo is not None and thread.task_struct.sysvsem is undo and undo.refcnt == 2
     assert child_with(k, init, 0).task_struct.sysvsem is None
@@ -139,7 +139,7 @@ def test_clone_io_shares_nothing_when_the_parent_has_no_io_context(k: forklab.Ke
 
 
 def test_credentials_shared_by_threads_copied_by_processes(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    thread = child_with(k, init, THREAD)
+    thread = child_with(k, init, THREAD_FLAGS)
     assert thread.task_struct.cred is init.task_struct.cred
     child = child_with(k, init, 0)
     assert child.task_struct.cred is not init.task_struct.cred

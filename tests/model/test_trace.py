@@ -58,7 +58,7 @@ def test_wait_for_a_pid_names_its_global_number(k: forklab.Kernel, init: forklab
 
 
 def test_exit_of_a_thread_is_not_group_dead(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    from tests.conftest import PTHREAD_FLAGS
+    from forklab import PTHREAD_FLAGS
 
     stack = init.mmap(1 << 16)
     tid = init.clone(PTHREAD_FLAGS, stack=stack + (1 << 16), parent_tid=stack, child_tid=stack, tls=stack)

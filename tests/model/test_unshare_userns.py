@@ -22,10 +22,9 @@ from forklab import (
     EPERM,
     O_RDONLY,
     SIGCHLD,
+    THREAD_FLAGS,
     SyscallError,
 )
-
-THREAD = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
 
 
 def errno_of(call: object) -> tuple[int, str]:
@@ -42,7 +41,7 @@ def test_unshare_thread_sighand_vm_only_when_single(k: forklab.Kernel, init: for
     child = k.task(init.fork())
     for flags in (CLONE_THREAD, CLONE_SIGHAND, CLONE_VM):
         child.unshare(flags)  # nothing shared: a no-op that succeeds
-    child.clone(THREAD)
+    child.clone(THREAD_FLAGS)
     for flags in (CLONE_THREAD, CLONE_SIGHAND, CLONE_VM, CLONE_NEWUSER):
         errno, reason = errno_of(lambda flags=flags: child.unshare(flags))
         assert errno == EINVAL and "multithreaded" in reason
