@@ -182,14 +182,14 @@ class TaskHandle:
 
     __slots__ = ("_k", "_ns", "_task", "_viewer", "_viewer_ns", "kernel")
 
-    def __init__(self, kernel: Kernel, task: Task, viewer: Task | None) -> None:
+    def __init__(self, kernel: Kernel, task: Task, viewer: TaskHandle | None) -> None:
         self.kernel = kernel
         self._k = kernel.machine
         self._task = task
-        self._viewer = viewer or kernel.machine.init_task
         # Kept: a task may die (or exec away its pid) while its handle is in use.
-        self._viewer_ns = task_active_pid_ns(self._viewer)
         self._ns = task_active_pid_ns(task)
+        self._viewer = viewer._task if viewer is not None else kernel.machine.init_task
+        self._viewer_ns = viewer._ns if viewer is not None else kernel.machine.init_pid_ns
 
     def __repr__(self) -> str:
         return f"<task {self.comm} pid={self.pid} state={self.state}>"
@@ -260,7 +260,7 @@ class TaskHandle:
         task = find_task_by_pid_ns(pid, self._ns)
         if task is None:
             raise TaskGoneError(f"no task has pid {pid} in {self.comm}'s pid namespace")
-        return TaskHandle(self.kernel, task, self._task)
+        return TaskHandle(self.kernel, task, self)
 
     def pid_in(self, other: TaskHandle) -> int:
         """This task's pid as ``other`` sees it (0 if invisible there)."""

@@ -70,12 +70,7 @@ KNOWN: tuple[Known, ...] = (
         "vfork-release-race",
         "a vfork child's exit wakes its parent before it sends the exit signal: on the host the parent"
         " may return from vfork first, then die of that signal; the model finishes the child's exit first",
-        lambda d: (
-            d.kind == "pending"
-            and ("vfork(" in d.what or "CLONE_VFORK" in d.what)
-            and {d.model.isdigit(), d.host.isdigit()} == {True, False}
-            and "gone" in (d.model, d.host)
-        ),
+        lambda d: d.kind == "pending" and ("vfork(" in d.what or "CLONE_VFORK" in d.what) and _gone_and_a_pid(d),
     ),
     Known(
         "kill-return-race",
@@ -97,6 +92,12 @@ KNOWN: tuple[Known, ...] = (
         lambda d: d.kind == "trace" and "sched_wakeup_new" in d.what and "target_cpu" in d.model + d.host,
     ),
 )
+
+
+def _gone_and_a_pid(d: Difference) -> bool:
+    """One side's call ended with the task gone, the other's with a number."""
+    number, gone = sorted((d.model, d.host))  # digits sort before letters
+    return number.isdigit() and gone == "gone"
 
 
 def _same_but(d: Difference, fields: tuple[int, ...]) -> bool:

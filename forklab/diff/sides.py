@@ -324,13 +324,10 @@ class HostSide:
         """/proc/<pid>/status; a puppet asleep waiting for its next command is, in the sequence's
         terms, a task back in user space between calls: its State is given as R, as the model's."""
         status = self.sandbox.status(task)
-        idle = (
-            task.alive
-            and not task.pending
-            and not (procfs.stat(task.host_pid) or ("", procfs.PF_EXITING))[1] & procfs.PF_EXITING
-        )
-        if status.get("State", "").startswith("S") and idle:
-            status["State"] = "R (running)"
+        if status.get("State", "").startswith("S") and task.alive and not task.pending:
+            _, flags = procfs.stat(task.host_pid) or ("", procfs.PF_EXITING)
+            if not flags & procfs.PF_EXITING:  # asleep on its way out is no idle puppet
+                status["State"] = "R (running)"
         return status
 
     def trace(self) -> list[TraceLine]:

@@ -196,8 +196,7 @@ def take_over_leader(k: Machine, tsk: Task) -> None:
     if parent is not None and leader in parent.children:
         replace_key(parent.children, leader, tsk)
     tsk.group_leader = leader.group_leader = tsk
-    tsk.exit_signal = SIGCHLD
-    leader.exit_signal = -1
+    leader.exit_signal = -1  # the new leader's becomes SIGCHLD as de_thread() ends
     leader.exit_state = EXIT_DEAD
     release_task(k, leader)
 
