@@ -8,7 +8,9 @@ RCU grace period later, so those are compared as a set).
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,10 +84,10 @@ class Side:
         kind = spec(step.call).result
         if kind == TASK:
             if outcome.status == OK:
-                self.names[step.targets[0]] = TaskRef(outcome.child, outcome.value, actor)
+                self.names[step.targets[0]] = TaskRef(outcome.child, outcome.value)
             elif outcome.child is not None:
                 # A vfork parent asleep: the child's pid as the parent will be told it.
-                self.names[step.targets[0]] = TaskRef(outcome.child, self.driver.pid_of(outcome.child, actor), actor)
+                self.names[step.targets[0]] = TaskRef(outcome.child, self.driver.pid_of(outcome.child, actor))
         elif outcome.status != OK:
             return
         elif kind == FDS:
@@ -97,16 +99,18 @@ class Side:
             self.names[step.targets[0]] = outcome.raw if outcome.raw is not None else outcome.value
 
 
+OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "|": operator.or_,
+    "&": operator.and_,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "<<": operator.lshift,
+}
+
+
 def binop(expr: BinOp, left: Any, right: Any) -> Any:
-    ops = {
-        "|": lambda a, b: a | b,
-        "&": lambda a, b: a & b,
-        "+": lambda a, b: a + b,
-        "-": lambda a, b: a - b,
-        "*": lambda a, b: a * b,
-        "<<": lambda a, b: a << b,
-    }
-    return ops[expr.op](left, right)
+    return OPERATORS[expr.op](left, right)
 
 
 @dataclass
@@ -120,19 +124,11 @@ class Report:
     def disagreements(self) -> list[Difference]:
         return [d for d in self.differences if not d.explained_by]
 
-    @property
-    def explained(self) -> list[Difference]:
-        return [d for d in self.differences if d.explained_by]
-
-    @property
-    def agrees(self) -> bool:
-        return not self.disagreements
-
     def add(self, difference: Difference) -> None:
         self.differences.append(explain(difference))
 
 
-def run(scenario: Scenario, model: ModelSide, host: HostSide, statuses: bool = True, trace: bool = True) -> Report:
+def run(scenario: Scenario, model: ModelSide, host: HostSide, trace: bool = True) -> Report:
     """Run ``scenario`` on both sides and collect every difference."""
     report = Report(scenario)
     sides = (Side(model), Side(host))
@@ -145,8 +141,7 @@ def run(scenario: Scenario, model: ModelSide, host: HostSide, statuses: bool = T
             report.outcomes.append((step, results[0], results[1]))
             compare_outcomes(report, index, step, *results)
             settle_pending(report, index, sides)
-            if statuses:
-                compare_tasks(report, index, sides)
+            compare_tasks(report, index, sides)
         if trace:
             compare_traces(report, sides)
     finally:

@@ -9,7 +9,7 @@ t0 has exec'd /sbin/init. Each side runs a step and reports an ``Outcome`` in th
 from __future__ import annotations
 
 import resource
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import forklab
@@ -69,8 +69,6 @@ class TaskRef:
 
     handle: Any
     pid: int
-    creator: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def host_limits() -> tuple[tuple[int, int], ...]:
@@ -192,9 +190,6 @@ class ModelSide:
             return None
         return Outcome(OK, outcome.raw)
 
-    def blocked(self, task: TaskHandle) -> bool:
-        return task.alive and (task.task_struct.pending_call is not None or task.state not in "R")
-
     def pid_of(self, task: TaskHandle, viewer: TaskHandle) -> int:
         return task.pid_in(viewer) if task.task_struct.thread_pid is not None else 0
 
@@ -240,7 +235,6 @@ class HostSide:
         from forklab.host import Sandbox
 
         self.sandbox = Sandbox(max_tasks=max_tasks, timeout=timeout, trace=trace)
-        self.tracing = trace
         self.known_ns: dict[int, tuple[list[int], list[int]]] = {}  # host pid -> namespaces()
 
     def start(self) -> Any:
@@ -265,7 +259,7 @@ class HostSide:
         if result.gone:
             return Outcome(GONE)
         if result.pending:
-            return Outcome(PENDING, child=result.child, raw=actor, actor=actor)
+            return Outcome(PENDING, child=result.child, actor=actor)
         if result.ret < 0:
             return Outcome(ERROR, errno=-result.ret)
         kind = spec(name).result
@@ -277,7 +271,7 @@ class HostSide:
         return Outcome(OK, normalize(name, value), raw=value)
 
     def finished(self, outcome: Outcome) -> Outcome | None:
-        task = outcome.raw
+        task = outcome.actor
         if task is None or task.pending:
             return None
         result = task.result()
@@ -287,9 +281,6 @@ class HostSide:
             return Outcome(ERROR, errno=-result.ret)
         value = result.data if result.data is not None else result.ret
         return Outcome(OK, normalize("wait4", value) if isinstance(value, list) else value)
-
-    def blocked(self, task: Any) -> bool:
-        return bool(task.alive and task.pending)
 
     def pid_of(self, task: Any, viewer: Any) -> int:
         """``task``'s pid as ``viewer`` sees it: 0 once it is reaped, or unless its pid namespace is
