@@ -983,13 +983,15 @@ def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
 
     fs, files = current.fs, current.files
     assert fs is not None
-    paths = fs.root, fs.pwd
     new_fs = None
     new_fd: FilesStruct | None = None
     new_cred = None
     new_nsproxy: Nsproxy | None = None
     try:
-        if unshare_flags & CLONE_FS and fs.users > 1:
+        # A new mount namespace gets a fresh fs_struct even when this one is not shared, so that
+        # copy_mnt_ns() never moves the live one (which a later failure would leave moved).
+        fresh_for_newns = unshare_flags & CLONE_NEWNS and k.has(Behaviour.UNSHARE_NEWNS_COPIES_FS)
+        if unshare_flags & CLONE_FS and (fs.users > 1 or fresh_for_newns):
             new_fs = copy_fs_struct(k, current, fs)
         if unshare_flags & CLONE_FILES and files is not None and files.count > 1:
             new_fd = dup_fd(k, current, files)
@@ -1019,10 +1021,6 @@ def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
             put_files_struct(k, new_fd)
         if new_fs is not None:
             free_fs_struct(k, new_fs)
-        else:
-            # copy_mnt_ns() moved an unshared fs to the new mounts; the host (6.18.44) shows
-            # the caller's root and cwd untouched when a later step fails, so they go back.
-            fs.root, fs.pwd = paths
         raise
 
     # Commit: nothing can fail from here.
@@ -1033,6 +1031,8 @@ def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
     if new_fs is not None:
         fs.users -= 1
         current.fs = new_fs
+        if not fs.users:
+            free_fs_struct(k, fs)
     if new_fd is not None:
         assert files is not None
         current.files = new_fd

@@ -33,6 +33,8 @@ class Behaviour(enum.Enum):
     KERNEL_CLONE = ("5.10", "range 5.9-5.10", "_do_fork renamed kernel_clone")
     NPROC_IN_UCOUNTS = ("5.14", "unverified", "RLIMIT_NPROC counted in ucounts, checked after copy_creds")
     SCHED_CGROUP_FORK = ("5.17", "verified", "sched_cgroup_fork() after cgroup_can_fork()")
+    # A 2026 fix (unshare_fs), in stable 6.18.y: the host 6.18.44 has it; older series unknown.
+    UNSHARE_NEWNS_COPIES_FS = ("6.18", "host 6.18.44", "unshare(CLONE_NEWNS) always copies fs_struct")
     DROP_SIGNALS_WHEN_DYING = ("5.17", "range 5.16-5.18", "a signal sent to a group already exiting is dropped")
     CLONE3_NEWTIME = ("6.3", "range 6.0-6.1", "clone3 accepts CLONE_NEWTIME")
     EEVDF = ("6.6", "verified", "EEVDF placement; sched_child_runs_first inert")

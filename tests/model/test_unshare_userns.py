@@ -172,14 +172,28 @@ def test_sysctl_write_needs_global_root(k: forklab.Kernel, init: forklab.TaskHan
     assert errno == EACCES
 
 
-def test_failed_unshare_leaves_root_and_cwd(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    """unshare(CLONE_NEWNS|CLONE_NEWPID) failing at the pid namespace (a second pending one)
-    leaves the caller's root where it was: the host (6.18.44) then lets it make a user
-    namespace, which a chrooted caller could not."""
+@pytest.mark.parametrize(("version", "moved"), [("6.18", False), ("6.12", True)])
+def test_failed_unshare_and_the_callers_root(version: str, moved: bool) -> None:
+    """unshare(CLONE_NEWNS|CLONE_NEWPID) failing at the pid namespace (a second pending one).
+    With the 2026 unshare_fs() fix (in the host's 6.18.44) a new mount namespace always gets a
+    fresh fs_struct, so the caller's root stays where it was and it may then make a user
+    namespace; before, copy_mnt_ns() had moved the live fs_struct, leaving the caller
+    "chrooted" (EPERM for CLONE_NEWUSER)."""
+    k = forklab.boot(version=version)
+    init = k.task(1)
     child = init.task(init.fork())
     child.unshare(forklab.CLONE_NEWPID)
+    fs_structs = k.counts()["slab:fs_cache"]
     with pytest.raises(forklab.SyscallError) as info:
         child.unshare(forklab.CLONE_NEWNS | forklab.CLONE_NEWPID)
     assert info.value.errno == forklab.EINVAL
-    child.unshare(forklab.CLONE_NEWUSER)
+    assert k.counts()["slab:fs_cache"] == fs_structs
+    if moved:
+        with pytest.raises(forklab.SyscallError) as info:
+            child.unshare(forklab.CLONE_NEWUSER)
+        assert info.value.errno == forklab.EPERM
+    else:
+        child.unshare(forklab.CLONE_NEWUSER)
+    child.unshare(forklab.CLONE_NEWNS)  # succeeds: the old fs_struct is freed, the copy installed
+    assert k.counts()["slab:fs_cache"] == fs_structs
     k.check()
