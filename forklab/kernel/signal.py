@@ -410,11 +410,12 @@ def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
         and (sig == S.SIGKILL or not p.ptrace)
         and not sig_kernel_coredump(sig)
     ):
-        # The whole group dies: every thread gets SIGKILL now, woken from p on.
+        # The whole group dies: every thread gets SIGKILL now, woken in list order from the
+        # leader (__for_each_thread). On the host they then race on two CPUs.
         signal.flags = SIGNAL_GROUP_EXIT
         signal.group_exit_code = sig
         signal.group_stop_count = 0
-        for t in threads_from(p):
+        for t in list(signal.thread_head):
             t.jobctl &= ~JOBCTL_PENDING_MASK
             t.pending.signal |= S.sigmask(S.SIGKILL)
             signal_wake_up(k, t, fatal=True)

@@ -53,13 +53,14 @@ class ProcFile(InodeOps):
         show: Reader | None,
         store: Writer | None,
         mode: ModeOf | None = None,
-        any_offset: bool = False,
+        positionless: bool = False,
     ) -> None:
         self.task = task
         self.show = show
         self.store = store
         self.mode = mode
-        self.any_offset = any_offset  # its write handler ignores the file position (comm, fail-nth)
+        # Its write handler neither checks nor moves the file position (comm, fail-nth).
+        self.positionless = positionless
 
     def permission(self, current: Task, inode: Inode, mask: int) -> None:
         if self.mode is None:
@@ -92,10 +93,11 @@ class ProcFile(InodeOps):
     def write(self, k: Machine, current: Task, file: File, data: bytes) -> int:
         if self.store is None:
             raise KernelError(E.EIO, "proc: this file cannot be written")
-        if file.f_pos != 0 and self.mode is None and not self.any_offset:
+        if file.f_pos != 0 and self.mode is None and not self.positionless:
             raise KernelError(E.EINVAL, "proc: writes must start at offset 0")
         self.store(k, self.subject(current), data.decode(errors="replace"))
-        file.f_pos += len(data)
+        if not self.positionless:
+            file.f_pos += len(data)
         return len(data)
 
 
@@ -125,8 +127,8 @@ class ProcDir(InodeOps):
 
 def proc_file(name: str, show: Reader | None, store: Writer | None = None, task: Task | None = None,
               mode: int = 0o444, uid: int = 0, sysctl_mode: ModeOf | None = None,
-              any_offset: bool = False) -> Inode:  # fmt: skip
-    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode, any_offset), uid=uid)
+              positionless: bool = False) -> Inode:  # fmt: skip
+    return Inode(name, S_IFREG | mode, ops=ProcFile(task, show, store, sysctl_mode, positionless), uid=uid)
 
 
 def proc_dir(name: str, entries: Callable[[Machine, Mount], dict[str, Inode]]) -> Inode:
@@ -247,7 +249,9 @@ def comm_file(task: Task) -> Inode:
             raise KernelError(E.EINVAL, "comm: only the task's own thread group may rename it")
         t.comm = text[:15]
 
-    return proc_file("comm", lambda k, t, ns: t.comm + "\n", store, task, 0o644, task_dump_owner(task), any_offset=True)
+    return proc_file(
+        "comm", lambda k, t, ns: t.comm + "\n", store, task, 0o644, task_dump_owner(task), positionless=True
+    )
 
 
 def task_entries(k: Machine, mnt: Mount, leader: Task) -> dict[str, Inode]:
@@ -271,7 +275,7 @@ def tid_dir(name: str, task: Task) -> Inode:
             "children": proc_file("children", proc_task_children, task=task),
             "fail-nth": proc_file("fail-nth", lambda k, t, ns: read_fail_nth(t),
                                   lambda k, t, text: write_fail_nth(t, text), task, 0o644, task_dump_owner(task),
-                                  any_offset=True),
+                                  positionless=True),
         }  # fmt: skip
 
     return proc_dir(name, entries)
