@@ -6,11 +6,12 @@ system call per command. See sandbox.py for the mechanics and calls.py for the c
 """
 
 from forklab.host.build import host_available
-from forklab.host.calls import CALLS, WaitidInfo
+from forklab.host.calls import CALLS
 from forklab.host.errors import HostError, HostTaskBusy, HostTaskGone, HostTimeout, HostUnavailable
 from forklab.host.protocol import RESERVED_FDS
 from forklab.host.sandbox import HostResult, HostTask, Sandbox
 from forklab.host.tracing import TraceRecord
+from forklab.uapi.wait import WaitidInfo
 
 __all__ = [
     "CALLS",

@@ -12,13 +12,14 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any
 
 from forklab.host.errors import HostError
 from forklab.host.protocol import CHAN_ENV, CHAN_FD, MAX_DATA, Op, Reply, Request
 from forklab.uapi.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from forklab.uapi.prctl import PR_GET_NAME, PR_GET_PDEATHSIG, PR_SET_NAME
 from forklab.uapi.unistd import SYSCALL_NUMBERS
+from forklab.uapi.wait import WaitidInfo
 
 # Numbers uapi/unistd.py does not list yet.
 NR = SYSCALL_NUMBERS
@@ -40,14 +41,6 @@ class Call:
     shape: Shape = Shape.PLAIN
     blocks: frozenset[int] = frozenset()
     decode: Callable[[Reply, bytes], Any] | None = None
-
-
-class WaitidInfo(NamedTuple):
-    si_pid: int
-    si_uid: int
-    si_signo: int
-    si_status: int
-    si_code: int
 
 
 def _u64(value: object) -> int:

@@ -33,7 +33,9 @@ from forklab.kernel.mm.mm import (
     mmput,
     vm_area_alloc,
 )
-from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, PIDTYPE_TGID, exchange_tids, transfer_pid
+from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, PIDTYPE_TGID, exchange_tids, pid_nr_ns, transfer_pid
+from forklab.kernel.pid_namespace import task_active_pid_ns
+from forklab.kernel.ptrace import PTRACE_EVENT_EXEC, ptrace_event
 from forklab.kernel.signal import (
     SIGNAL_GROUP_EXIT,
     SighandStruct,
@@ -101,6 +103,9 @@ def do_execve(k: Machine, current: Task, filename: str, argv: tuple[str, ...], e
     new_cred = bprm_creds_from_file(k, current)
     # The point of no return: from here a failure kills the task (its fatal signal is pending).
     old_pid = current.pid
+    tracer = current.parent
+    # The tracer is told the pid the task had before de_thread, as its own namespace numbers it.
+    old_vpid = pid_nr_ns(current.thread_pid, task_active_pid_ns(tracer)) if tracer is not None else 0
 
     def finish() -> int:
         begin_new_exec(k, current, mm, filename)
@@ -111,7 +116,7 @@ def do_execve(k: Machine, current: Task, filename: str, argv: tuple[str, ...], e
         commit_creds(k, current, new_cred)
         setup_new_exec(k, current, mm, argv, envp)
         trace_sched_process_exec(k, current, filename, old_pid)
-        return 0
+        return ptrace_event(k, current, PTRACE_EVENT_EXEC, old_vpid, lambda: 0)
 
     def abandon() -> None:
         put_cred(k, new_cred)

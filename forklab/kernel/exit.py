@@ -9,7 +9,7 @@ until one changes state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from forklab.kernel.cgroup.cgroup import cgroup_release
 from forklab.kernel.cred import uncharge_nproc
@@ -44,6 +44,7 @@ from forklab.kernel.signal import (
     SIGNAL_STOP_STOPPED,
     cleanup_sighand,
     do_notify_parent,
+    ptrace_reparented,
     send_sig,
     threads_from,
     zap_other_threads,
@@ -60,22 +61,35 @@ from forklab.kernel.task import (
 from forklab.kernel.trace import trace_sched_process_exit, trace_sched_process_wait
 from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
-from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGKILL
+from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGKILL
 from forklab.uapi.wait import (
     __WALL,
     __WCLONE,
     __WNOTHREAD,
+    CLD_CONTINUED,
+    CLD_DUMPED,
+    CLD_EXITED,
+    CLD_KILLED,
+    CLD_STOPPED,
+    CLD_TRAPPED,
+    P_ALL,
+    P_PGID,
+    P_PID,
+    P_PIDFD,
     WCONTINUED,
     WEXITED,
     WNOHANG,
     WNOWAIT,
+    WSTOPPED,
     WUNTRACED,
+    WaitidInfo,
 )
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
 
 INT_MIN = -(1 << 31)
+T = TypeVar("T")
 
 
 class KernelPanic(Exception):
@@ -86,8 +100,17 @@ class KernelPanic(Exception):
 
 
 def do_exit(k: Machine, tsk: Task, code: int) -> None:
-    """The task dies with ``code`` (the wait status it leaves, e.g. 0x300 for exit(3))."""
+    """The task dies with ``code`` (the wait status it leaves, e.g. 0x300 for exit(3)).
+
+    A tracer that asked for PTRACE_O_TRACEEXIT sees the task stop first, still whole.
+    """
+    from forklab.kernel.ptrace import PTRACE_EVENT_EXIT, ptrace_event
+
     synchronize_group_exit(tsk, code)
+    ptrace_event(k, tsk, PTRACE_EVENT_EXIT, code, lambda: exit_after_event(k, tsk, code))
+
+
+def exit_after_event(k: Machine, tsk: Task, code: int) -> None:
     tsk.flags |= PF_EXITING
     signal = tsk.signal
     signal.live -= 1
@@ -149,7 +172,11 @@ def exit_mm(k: Machine, tsk: Task) -> None:
 
 def exit_notify(k: Machine, tsk: Task, group_dead: bool) -> None:
     """Reparent the children, become a zombie, tell the parent (or reap at once)."""
+    from forklab.kernel.ptrace import exit_ptrace
+
     dead: list[Task] = []
+    if tsk.ptraced:
+        exit_ptrace(k, tsk, dead)
     reaper = find_child_reaper(k, tsk, dead)
     if reaper is None:
         # A pid namespace's init: everything else in the namespace must die first.
@@ -161,7 +188,12 @@ def exit_notify(k: Machine, tsk: Task, group_dead: bool) -> None:
 def finish_exit_notify(k: Machine, tsk: Task, group_dead: bool, reaper: Task, dead: list[Task]) -> None:
     forget_original_parent(k, tsk, reaper, dead)
     tsk.exit_state = EXIT_ZOMBIE
-    if tsk.exit_signal >= 0:  # thread_group_leader
+    if tsk.ptrace:
+        # The tracer hears of every traced thread's death; with the exit signal only if it is
+        # the real parent and the whole group is gone.
+        plain = tsk.exit_signal >= 0 and thread_group_empty(tsk) and not ptrace_reparented(tsk)
+        autoreap = do_notify_parent(k, tsk, tsk.exit_signal if plain else SIGCHLD)
+    elif tsk.exit_signal >= 0:  # thread_group_leader
         autoreap = thread_group_empty(tsk) and do_notify_parent(k, tsk, tsk.exit_signal)
     else:
         autoreap = True
@@ -307,10 +339,13 @@ def zap_pid_ns_processes(k: Machine, me: Task, then: Callable[[], None]) -> None
 def release_task(k: Machine, p: Task) -> None:
     """The task is gone for good: pids freed, counts dropped, the leader maybe released too."""
     from forklab.kernel.fork import put_task_struct_rcu_user
+    from forklab.kernel.ptrace import ptrace_unlink
 
     while True:
         uncharge_nproc(k, p)
         cgroup_release(k, p)
+        if p.ptrace:
+            ptrace_unlink(k, p)
         freed: list[Pid] = []
         exit_signal_locked(k, p, freed)
         zap_leader = False
@@ -367,15 +402,16 @@ def exit_signal_locked(k: Machine, tsk: Task, freed: list[Pid]) -> None:
 
 
 class WaitOpts:
-    """struct wait_opts."""
+    """struct wait_opts; ``wo_info`` is waitid's answer (si_code, si_status, si_pid, si_uid)."""
 
-    __slots__ = ("notask_error", "wo_flags", "wo_pid", "wo_stat", "wo_type")
+    __slots__ = ("notask_error", "wo_flags", "wo_info", "wo_pid", "wo_stat", "wo_type")
 
     def __init__(self, wo_type: int, wo_pid: Pid | None, flags: int) -> None:
         self.wo_type = wo_type
         self.wo_pid = wo_pid
         self.wo_flags = flags
         self.wo_stat = 0
+        self.wo_info: tuple[int, int, int, int] = (0, 0, 0, 0)
         self.notask_error = -E.ECHILD
 
 
@@ -401,16 +437,64 @@ def kernel_wait4(k: Machine, current: Task, upid: int, options: int, trace: bool
     # The wait holds a reference on the pid until it is over, however long it sleeps.
     if pid is not None:
         get_pid(pid)
-    return do_wait(k, current, WaitOpts(kind, pid, options | WEXITED), trace)
+    wo = WaitOpts(kind, pid, options | WEXITED)
+    return do_wait(k, current, wo, lambda ret: (ret, wo.wo_stat), trace)
 
 
-def do_wait(k: Machine, current: Task, wo: WaitOpts, trace: bool = True) -> tuple[int, int]:
+def kernel_waitid(k: Machine, current: Task, which: int, upid: int, options: int) -> WaitidInfo:
+    """waitid(): the siginfo of a child that changed state (all zero under WNOHANG if none has)."""
+    from forklab.kernel.pidfd import pidfd_get_pid
+
+    if options & ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL):
+        raise KernelError(E.EINVAL, f"waitid: unknown options {options:#x}")
+    if not options & (WEXITED | WSTOPPED | WCONTINUED):
+        raise KernelError(E.EINVAL, "waitid: none of WEXITED, WSTOPPED, WCONTINUED")
+    nonblock = False
+    pid: Pid | None = None
+    if which == P_ALL:
+        kind = PIDTYPE_MAX
+    elif which == P_PID:
+        kind = PIDTYPE_PID
+        if upid <= 0:
+            raise KernelError(E.EINVAL, "waitid(P_PID): the pid must be positive")
+        pid = find_pid_ns(upid, task_active_pid_ns(current))
+    elif which == P_PGID:
+        kind = PIDTYPE_PGID
+        if upid < 0:
+            raise KernelError(E.EINVAL, "waitid(P_PGID): the group must not be negative")
+        ns = task_active_pid_ns(current)
+        pid = find_pid_ns(upid, ns) if upid else current.signal.pids[PIDTYPE_PGID]
+    elif which == P_PIDFD:
+        kind = PIDTYPE_PID
+        if upid < 0:
+            raise KernelError(E.EINVAL, "waitid(P_PIDFD): the fd must not be negative")
+        pid, nonblock = pidfd_get_pid(current, upid)
+    else:
+        raise KernelError(E.EINVAL, f"waitid: unknown id type {which}")
+    if pid is not None:
+        get_pid(pid)
+    wo = WaitOpts(kind, pid, options | (WNOHANG if nonblock else 0))
+
+    def answer(ret: int) -> WaitidInfo:
+        if not ret:
+            if nonblock and not options & WNOHANG:
+                raise KernelError(E.EAGAIN, "waitid(P_PIDFD): the pidfd is non-blocking and no child is ready")
+            return WaitidInfo(0, 0, 0, 0, 0)
+        code, status, nr, uid = wo.wo_info
+        return WaitidInfo(nr, uid, SIGCHLD, status, code)
+
+    return do_wait(k, current, wo, answer)
+
+
+def do_wait(k: Machine, current: Task, wo: WaitOpts, answer: Callable[[int], T], trace: bool = True) -> T:
+    """Wait until a child matches (sleeping if need be); ``answer`` turns the pid found (0 under
+    WNOHANG) into the call's result."""
     from forklab.kernel.signal import task_sigpending
 
     if trace:
         trace_sched_process_wait(k, current, pid_nr(wo.wo_pid))
 
-    def attempt() -> tuple[int, int]:
+    def attempt() -> T:
         ret = __do_wait(k, current, wo)
         if ret == -E.ERESTARTSYS and not task_sigpending(current):
             raise WouldBlock(current.signal.wait_chldexit, attempt, TASK_INTERRUPTIBLE)
@@ -418,10 +502,10 @@ def do_wait(k: Machine, current: Task, wo: WaitOpts, trace: bool = True) -> tupl
         if ret == -E.ERESTARTSYS:
             raise KernelError(E.ERESTARTSYS, "do_wait: a signal arrived while waiting")
         if ret == -E.ECHILD:
-            raise KernelError(E.ECHILD, "wait4: no child matches the pid and options (ECHILD)")
+            raise KernelError(E.ECHILD, "do_wait: no child matches the pid and options (ECHILD)")
         if ret < 0:
-            raise KernelError(-ret, "wait4 failed")
-        return ret, wo.wo_stat
+            raise KernelError(-ret, "do_wait failed")
+        return answer(ret)
 
     return attempt()
 
@@ -436,10 +520,12 @@ def __do_wait(k: Machine, current: Task, wo: WaitOpts) -> int:
             return ret
     else:
         for tsk in [current] if wo.wo_flags & __WNOTHREAD else threads_from(current):
-            for p in list(tsk.children):
-                ret = wait_consider_task(k, current, wo, False, p)
-                if ret:
-                    return ret
+            # Its children first, then the tasks it traces.
+            for ptrace, tasks in ((False, tsk.children), (True, tsk.ptraced)):
+                for p in list(tasks):
+                    ret = wait_consider_task(k, current, wo, ptrace, p)
+                    if ret:
+                        return ret
     return notask(wo)
 
 
@@ -454,6 +540,12 @@ def do_wait_pid(k: Machine, current: Task, wo: WaitOpts) -> int:
     target = pid_task(wo.wo_pid, PIDTYPE_TGID)
     if target is not None and is_effectively_child(current, wo, False, target):
         ret = wait_consider_task(k, current, wo, False, target)
+        if ret:
+            return ret
+    # A traced thread answers to its tracer by its own tid.
+    target = pid_task(wo.wo_pid, PIDTYPE_PID)
+    if target is not None and target.ptrace and is_effectively_child(current, wo, True, target):
+        ret = wait_consider_task(k, current, wo, True, target)
         if ret:
             return ret
     return 0
@@ -486,16 +578,21 @@ def wait_consider_task(k: Machine, current: Task, wo: WaitOpts, ptrace: bool, p:
     if not eligible_child(wo, ptrace, p):
         return 0
     if exit_state == EXIT_TRACE:
+        # The tracer is reaping it; the real parent hears of it afterwards.
         if not ptrace:
             wo.notask_error = 0
         return 0
+    if not ptrace and p.ptrace and not ptrace_reparented(p):
+        ptrace = True  # traced by its own parent: reaped as a tracee
     if exit_state == EXIT_ZOMBIE:
-        if not delay_group_leader(p):
+        # A leader with live threads is not reaped yet; a traced zombie only by its tracer.
+        if not delay_group_leader(p) and (ptrace or not p.ptrace):
             return wait_task_zombie(k, current, wo, p)
-        wo.notask_error = 0
+        if not ptrace or wo.wo_flags & (WCONTINUED | WEXITED):
+            wo.notask_error = 0
     else:
         wo.notask_error = 0
-    return wait_task_stopped(k, current, wo, p) or wait_task_continued(k, current, wo, p)
+    return wait_task_stopped(k, current, wo, ptrace, p) or wait_task_continued(k, current, wo, p)
 
 
 def delay_group_leader(p: Task) -> bool:
@@ -503,36 +600,80 @@ def delay_group_leader(p: Task) -> bool:
 
 
 def wait_task_zombie(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
-    pid = pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+    """Reap ``p`` (or only look, WNOWAIT). A tracer that is not the parent hands a leader on to
+    its real parent (EXIT_TRACE) instead of releasing it."""
+    from forklab.kernel.ptrace import ptrace_unlink
+    from forklab.kernel.user_namespace import from_kuid_munged
+
     if not wo.wo_flags & WEXITED:
         return 0
+    pid = pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+    uid = from_kuid_munged(current.cred.user_ns, p.cred.uid)
     signal = p.signal
     status = signal.group_exit_code if signal.flags & SIGNAL_GROUP_EXIT else p.exit_code
-    wo.wo_stat = status
-    if wo.wo_flags & WNOWAIT:
-        return pid
-    p.exit_state = EXIT_DEAD
-    release_task(k, p)
+    if not wo.wo_flags & WNOWAIT:
+        state = EXIT_TRACE if ptrace_reparented(p) and p.exit_signal >= 0 else EXIT_DEAD
+        p.exit_state = state
+        wo.wo_stat = status
+        if state == EXIT_TRACE:
+            ptrace_unlink(k, p)
+            state = EXIT_DEAD if do_notify_parent(k, p, p.exit_signal) else EXIT_ZOMBIE
+            p.exit_state = state
+        if state == EXIT_DEAD:
+            release_task(k, p)
+    if status & 0x7F == 0:
+        wo.wo_info = (CLD_EXITED, status >> 8, pid, uid)
+    else:
+        wo.wo_info = (CLD_DUMPED if status & 0x80 else CLD_KILLED, status & 0x7F, pid, uid)
     return pid
 
 
-def wait_task_stopped(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
-    """A stopped child, reported once (WUNTRACED): status (signal << 8) | 0x7f."""
-    signal = p.signal
-    if not wo.wo_flags & WUNTRACED or not signal.flags & SIGNAL_STOP_STOPPED or not signal.group_exit_code:
+def task_stopped_code(p: Task, ptrace: bool) -> tuple[object, str] | None:
+    """Where the stop to report is kept: the tracee's exit_code, or the group's exit code."""
+    from forklab.kernel.signal import JOBCTL_LISTENING, JOBCTL_TRACED
+
+    if ptrace:
+        if p.jobctl & JOBCTL_TRACED and not p.jobctl & JOBCTL_LISTENING:
+            return p, "exit_code"
+    elif p.signal.flags & SIGNAL_STOP_STOPPED:
+        return p.signal, "group_exit_code"
+    return None
+
+
+def wait_task_stopped(k: Machine, current: Task, wo: WaitOpts, ptrace: bool, p: Task) -> int:
+    """A stopped child (WUNTRACED), or any ptrace stop for its tracer, reported once:
+    status (code << 8) | 0x7f."""
+    from forklab.kernel.user_namespace import from_kuid_munged
+
+    if not ptrace and not wo.wo_flags & WUNTRACED:
         return 0
-    wo.wo_stat = (signal.group_exit_code << 8) | 0x7F
+    where = task_stopped_code(p, ptrace)
+    if where is None:
+        return 0
+    holder, field = where
+    exit_code: int = getattr(holder, field)
+    if not exit_code:
+        return 0
     if not wo.wo_flags & WNOWAIT:
-        signal.group_exit_code = 0
-    return pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+        setattr(holder, field, 0)
+        wo.wo_stat = (exit_code << 8) | 0x7F
+    pid = pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+    uid = from_kuid_munged(current.cred.user_ns, p.cred.uid)
+    wo.wo_info = (CLD_TRAPPED if ptrace else CLD_STOPPED, exit_code, pid, uid)
+    return pid
 
 
 def wait_task_continued(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
-    """A continued child, reported once (WCONTINUED): status 0xffff."""
+    """A continued child (WCONTINUED), reported once: status 0xffff."""
+    from forklab.kernel.user_namespace import from_kuid_munged
+
     signal = p.signal
     if not wo.wo_flags & WCONTINUED or not signal.flags & SIGNAL_STOP_CONTINUED:
         return 0
     if not wo.wo_flags & WNOWAIT:
         signal.flags &= ~SIGNAL_STOP_CONTINUED
+    pid = pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+    uid = from_kuid_munged(current.cred.user_ns, p.cred.uid)
     wo.wo_stat = 0xFFFF
-    return pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
+    wo.wo_info = (CLD_CONTINUED, SIGCONT, pid, uid)
+    return pid

@@ -40,6 +40,7 @@ from forklab.kernel.pid import (
     set_task_pid_ptr,
 )
 from forklab.kernel.pid_namespace import MAX_PID_NS_LEVEL, PIDNS_ADDING, task_active_pid_ns
+from forklab.kernel.pidfd import PIDFD_THREAD, __pidfd_prepare
 from forklab.kernel.ptrace import (
     PTRACE_EVENT_CLONE,
     PTRACE_EVENT_FORK,
@@ -123,7 +124,6 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 4096
 INT_MAX = (1 << 31) - 1
-PIDFD_THREAD = 0o200  # O_EXCL
 PIDFD_NONBLOCK = 0o4000  # O_NONBLOCK
 # The task_struct size that an idle task shares (fork_idle passes &init_struct_pid).
 INIT_STRUCT_PID = object()
@@ -397,6 +397,7 @@ def dup_task_struct(k: Machine, current: Task) -> Task:
     p.on_rq = 0
     p.pending_call = None
     p.ptrace_message = 0
+    p.last_siginfo = None
     # One reference for the kernel's holders, two rcu users: the reaper and the scheduler.
     p.usage = 1
     p.rcu_users = 2
@@ -582,7 +583,9 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         if clone_flags & CLONE_PIDFD:
             label = "bad_fork_free_pid"
             assert st.pid is not None
-            st.pidfd, st.pidfile = pidfd_prepare(k, current, st.pid, PIDFD_THREAD if clone_flags & CLONE_THREAD else 0)
+            st.pidfd, st.pidfile = __pidfd_prepare(
+                k, current, st.pid, PIDFD_THREAD if clone_flags & CLONE_THREAD else 0
+            )
             label = "bad_fork_put_pidfd"
             put_user_u32(current.mm, args.pidfd, st.pidfd)
 
@@ -688,21 +691,6 @@ def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
     p.io_context = ioc if clone_flags & CLONE_IO else None
 
 
-def pidfd_prepare(k: Machine, current: Task, pid: Pid, flags: int) -> tuple[int, File]:
-    """Reserve an O_CLOEXEC fd and a pidfs file for ``pid``; installed only once the task is live."""
-    from forklab.kernel.fs.file import get_unused_fd_flags
-    from forklab.kernel.pidfd import pidfd_file_create
-    from forklab.uapi.fcntl import O_CLOEXEC
-
-    fd = get_unused_fd_flags(k, current, O_CLOEXEC)
-    try:
-        file = pidfd_file_create(k, current, pid, flags)
-    except KernelError:
-        put_unused_fd(current, fd)
-        raise
-    return fd, file
-
-
 # ---- kernel_clone and the entry points ---------------------------------------------------------
 
 
@@ -738,12 +726,17 @@ def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
         get_task_struct(p)
     wake_up_new_task(k, p)
     k.woken.append(p)  # the child's first run: ret_from_fork
+
+    def rest() -> int:
+        if vfork is not None:
+            return wait_for_vfork_done(k, current, p, vfork, pid, nr)
+        put_pid(k, pid)
+        return nr
+
     if trace:
-        ptrace_event_pid(k, current, trace, pid)
-    if vfork is not None:
-        return wait_for_vfork_done(k, current, p, vfork, pid, nr)
-    put_pid(k, pid)
-    return nr
+        # The tracer hears of the new child first; the caller stops until it is let go.
+        return ptrace_event_pid(k, current, trace, pid, rest, known=nr)
+    return rest()
 
 
 def wait_for_vfork_done(k: Machine, current: Task, child: Task, vfork: Completion, pid: Pid, nr: int) -> int:
@@ -758,10 +751,14 @@ def wait_for_vfork_done(k: Machine, current: Task, child: Task, vfork: Completio
                 raise KernelError(E.EINTR, "wait_for_vfork_done: the vfork parent was killed")
             raise WouldBlock(vfork.wait, finish, TASK_KILLABLE, value=nr)
         put_task_struct(k, child)
+
+        def done() -> int:
+            put_pid(k, pid)
+            return nr
+
         if ptrace_event_enabled(current, PTRACE_EVENT_VFORK_DONE):
-            ptrace_event_pid(k, current, PTRACE_EVENT_VFORK_DONE, pid)
-        put_pid(k, pid)
-        return nr
+            return ptrace_event_pid(k, current, PTRACE_EVENT_VFORK_DONE, pid, done, known=nr)
+        return done()
 
     return finish()
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
-from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, TASK_INTERRUPTIBLE, TASK_WAKEKILL
+from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, TASK_INTERRUPTIBLE, TASK_RUNNING, TASK_WAKEKILL
 from forklab.kernel.version import Behaviour
 from forklab.kernel.wait import WaitQueue
 from forklab.uapi import errno as E
 from forklab.uapi import signal as S
+from forklab.uapi.ptrace import PTRACE_EVENT_STOP
 from forklab.uapi.sched import CLONE_CLEAR_SIGHAND, CLONE_SIGHAND, CLONE_THREAD
-from forklab.uapi.wait import CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED
+from forklab.uapi.wait import CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, CLD_TRAPPED
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
@@ -255,11 +256,42 @@ def sig_ignored(t: Task, sig: int, force: bool) -> bool:
     return sig_handler_ignored(handler, sig)
 
 
-JOBCTL_STOP_PENDING = 1 << 17
-JOBCTL_STOP_CONSUME = 1 << 18
-JOBCTL_TRAP_STOP = 1 << 19
 JOBCTL_STOP_SIGMASK = 0xFFFF
-JOBCTL_PENDING_MASK = JOBCTL_STOP_PENDING | JOBCTL_TRAP_STOP
+JOBCTL_STOP_DEQUEUED = 1 << 16  # a stop signal was dequeued: a group stop may begin
+JOBCTL_STOP_PENDING = 1 << 17
+JOBCTL_STOP_CONSUME = 1 << 18  # this thread still counts in group_stop_count
+JOBCTL_TRAP_STOP = 1 << 19
+JOBCTL_TRAP_NOTIFY = 1 << 20
+JOBCTL_TRAPPING = 1 << 21
+JOBCTL_LISTENING = 1 << 22
+JOBCTL_STOPPED = 1 << 26
+JOBCTL_TRACED = 1 << 27
+JOBCTL_TRAP_MASK = JOBCTL_TRAP_STOP | JOBCTL_TRAP_NOTIFY
+JOBCTL_PENDING_MASK = JOBCTL_STOP_PENDING | JOBCTL_TRAP_MASK
+# Model-only bits: which ptrace stop of get_signal() the task sleeps in, so that on waking it
+# finishes what the kernel finishes on return from ptrace_stop() there.
+JOBCTL_SIGNAL_STOP = 1 << 30  # a signal-delivery-stop: deliver what the tracer left in exit_code
+JOBCTL_TRAP_STOPPED = 1 << 31  # a group-stop or PTRACE_EVENT_STOP trap
+
+
+def task_set_jobctl_pending(t: Task, mask: int) -> bool:
+    """Mark ``t`` for a stop or trap, unless it is already dying."""
+    from forklab.kernel.task import PF_EXITING
+
+    if fatal_signal_pending(t) or t.flags & PF_EXITING:
+        return False
+    if mask & JOBCTL_STOP_SIGMASK:
+        t.jobctl &= ~JOBCTL_STOP_SIGMASK
+    t.jobctl |= mask
+    return True
+
+
+def task_clear_jobctl_pending(t: Task, mask: int) -> None:
+    if mask & JOBCTL_STOP_PENDING:
+        mask |= JOBCTL_STOP_CONSUME | JOBCTL_STOP_DEQUEUED
+    t.jobctl &= ~mask
+    if not t.jobctl & JOBCTL_PENDING_MASK:
+        t.jobctl &= ~JOBCTL_TRAPPING
 
 
 # ---- sigaction / sigprocmask -------------------------------------------------------------
@@ -359,15 +391,28 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
         for t in signal.thread_head:
             flush_sigqueue_mask(t.pending, S.sigmask(S.SIGCONT))
     elif sig == S.SIGCONT:
+        from forklab.kernel.ptrace import PT_SEIZED
+
         stop_mask = SIG_KERNEL_STOP_MASK
         flush_sigqueue_mask(signal.shared_pending, stop_mask)
         for t in signal.thread_head:
             flush_sigqueue_mask(t.pending, stop_mask)
-            t.jobctl &= ~JOBCTL_STOP_PENDING
-            wake_up_state(k, t, __TASK_STOPPED)
+            task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING)
+            if not t.ptrace & PT_SEIZED:
+                t.jobctl &= ~JOBCTL_STOPPED
+                wake_up_state(k, t, __TASK_STOPPED)
+            else:
+                ptrace_trap_notify(k, t)
+        # The parent hears of it when a thread of the group next runs (get_signal): of the end
+        # of a stop, or of a stop that SIGCONT cut short.
+        why = 0
         if signal.flags & SIGNAL_STOP_STOPPED:
-            # The parent hears of it when a thread of the group next runs (get_signal).
-            signal.flags = SIGNAL_STOP_CONTINUED | SIGNAL_CLD_CONTINUED
+            why = SIGNAL_CLD_CONTINUED
+        elif signal.group_stop_count:
+            why = SIGNAL_CLD_STOPPED
+        if why:
+            signal.flags = why | SIGNAL_STOP_CONTINUED
+            signal.group_stop_count = 0
             signal.group_exit_code = 0
     return not sig_ignored(p, sig, force)
 
@@ -430,12 +475,28 @@ def sig_fatal(t: Task, sig: int) -> bool:
 
 def signal_wake_up(k: Machine, t: Task, fatal: bool) -> None:
     """Make ``t`` notice the signal: wake it from an interruptible (or, if fatal, killable) sleep."""
+    signal_wake_up_state(k, t, TASK_WAKEKILL | __TASK_STOPPED | __TASK_TRACED if fatal else 0)
+
+
+def signal_wake_up_state(k: Machine, t: Task, state: int) -> None:
     from forklab.kernel.sched.core import try_to_wake_up
 
-    mask = TASK_INTERRUPTIBLE | (TASK_WAKEKILL | __TASK_STOPPED | __TASK_TRACED if fatal else 0)
-    if not try_to_wake_up(k, t, mask) and t.pending_call is None and not t.exit_state:
+    if state & (__TASK_STOPPED | __TASK_TRACED) and t.state & state:
+        t.jobctl &= ~(JOBCTL_STOPPED | JOBCTL_TRACED)
+    woken = try_to_wake_up(k, t, TASK_INTERRUPTIBLE | state)
+    if not woken and t.pending_call is None and not t.exit_state and t.state == TASK_RUNNING:
         # Running in user space: it takes the signal as soon as it gets the CPU.
         k.woken.append(t)
+
+
+def ptrace_signal_wake_up(k: Machine, t: Task, resume: bool) -> None:
+    signal_wake_up_state(k, t, __TASK_TRACED if resume else 0)
+
+
+def ptrace_trap_notify(k: Machine, t: Task) -> None:
+    """A seized tracee re-traps to tell its tracer of a group stop's change."""
+    task_set_jobctl_pending(t, JOBCTL_TRAP_NOTIFY)
+    ptrace_signal_wake_up(k, t, bool(t.jobctl & JOBCTL_LISTENING))
 
 
 def send_sig(k: Machine, sig: int, p: Task, group: bool = False) -> None:
@@ -487,6 +548,8 @@ def dequeue_signal(t: Task) -> tuple[int, SigInfo | None]:
                 break
         if not any(queued.signo == sig for queued in pending.queue):
             pending.signal &= ~S.sigmask(sig)
+        if sig_kernel_stop(sig):
+            t.jobctl |= JOBCTL_STOP_DEQUEUED
         return sig, info
     return 0, None
 
@@ -494,83 +557,287 @@ def dequeue_signal(t: Task) -> tuple[int, SigInfo | None]:
 def get_signal(k: Machine, t: Task) -> int | None:
     """Act on the next pending signal. Returns the handler's sa_flags when a user handler ran,
     None when there was nothing to do (or the task stopped or died)."""
+    signal = t.signal
+    if t.jobctl & (JOBCTL_SIGNAL_STOP | JOBCTL_TRAP_STOPPED):
+        # Back from a ptrace stop made here: the tracer's answer, then on as before.
+        sig = ptrace_stop_return(t)
+        if t.jobctl & JOBCTL_SIGNAL_STOP:
+            t.jobctl &= ~JOBCTL_SIGNAL_STOP
+            sig = ptrace_signal_resumed(k, t, sig)
+            if sig:
+                flags = deliver_signal(k, t, sig)
+                if flags is not CONTINUE:
+                    return flags
+        t.jobctl &= ~JOBCTL_TRAP_STOPPED
+    if signal.flags & SIGNAL_CLD_MASK:
+        why = CLD_CONTINUED if signal.flags & SIGNAL_CLD_CONTINUED else CLD_STOPPED
+        signal.flags &= ~SIGNAL_CLD_MASK
+        do_notify_parent_cldstop(k, t, False, why)
+        # A tracer of the leader hears of it too, unless it is the parent anyway.
+        if ptrace_reparented(t.group_leader):
+            do_notify_parent_cldstop(k, t.group_leader, True, why)
+    while True:
+        if signal.flags & SIGNAL_GROUP_EXIT or signal.group_exec_task is not None:
+            from forklab.kernel.exit import do_group_exit
+
+            t.pending.signal &= ~S.sigmask(S.SIGKILL)
+            do_group_exit(k, t, S.SIGKILL)
+            return None
+        if t.jobctl & JOBCTL_STOP_PENDING and do_signal_stop(k, t, 0):
+            return None
+        if t.jobctl & JOBCTL_TRAP_MASK:
+            if do_jobctl_trap(k, t):
+                return None
+            continue
+        sig, info = dequeue_signal(t)
+        if not sig:
+            return None
+        if t.ptrace and sig != S.SIGKILL:
+            t.jobctl |= JOBCTL_STOP_DEQUEUED
+            if ptrace_stop(k, t, sig, CLD_TRAPPED, 0, info or SigInfo(sig, SI_KERNEL)):
+                t.jobctl |= JOBCTL_SIGNAL_STOP
+                return None
+        flags = deliver_signal(k, t, sig)
+        if flags is not CONTINUE:
+            return flags
+
+
+CONTINUE = -1  # deliver_signal(): nothing happened, look at the next signal
+
+
+def deliver_signal(k: Machine, t: Task, sig: int) -> int | None:
+    """The action for ``sig``: a handler's sa_flags, None if the task stopped or died, CONTINUE
+    if the signal was ignored."""
     from forklab.kernel.exit import do_group_exit
     from forklab.kernel.task import PF_SIGNALED
 
     signal = t.signal
-    if signal.flags & SIGNAL_CLD_MASK:
-        why = CLD_CONTINUED if signal.flags & SIGNAL_CLD_CONTINUED else CLD_STOPPED
-        signal.flags &= ~SIGNAL_CLD_MASK
-        do_notify_parent_cldstop(k, t, why)
-    while True:
-        if signal.flags & SIGNAL_GROUP_EXIT or signal.group_exec_task is not None:
-            t.pending.signal &= ~S.sigmask(S.SIGKILL)
-            do_group_exit(k, t, S.SIGKILL)
-            return None
-        if t.jobctl & JOBCTL_STOP_PENDING:
-            do_signal_stop(k, t, t.jobctl & JOBCTL_STOP_SIGMASK)
-            return None
-        sig, _ = dequeue_signal(t)
-        if not sig:
-            return None
-        assert t.sighand is not None
-        handler, flags, _ = t.sighand.action[sig - 1]
-        if handler == S.SIG_IGN:
-            continue
-        if handler != S.SIG_DFL:
-            if flags & S.SA_RESETHAND:
-                actions = list(t.sighand.action)
-                actions[sig - 1] = DEFAULT_ACTION
-                t.sighand.action = tuple(actions)
-            return flags
-        if sig_kernel_ignore(sig):
-            continue
-        # An init ignores what it has no handler for, except what cannot be caught at all.
-        if signal.flags & SIGNAL_UNKILLABLE and not sig_kernel_only(sig):
-            continue
-        if sig_kernel_stop(sig):
-            do_signal_stop(k, t, sig)
-            return None
-        t.flags |= PF_SIGNALED
-        do_group_exit(k, t, sig)
-        return None
+    assert t.sighand is not None
+    handler, flags, _ = t.sighand.action[sig - 1]
+    if handler == S.SIG_IGN:
+        return CONTINUE
+    if handler != S.SIG_DFL:
+        if flags & S.SA_RESETHAND:
+            actions = list(t.sighand.action)
+            actions[sig - 1] = DEFAULT_ACTION
+            t.sighand.action = tuple(actions)
+        return flags
+    if sig_kernel_ignore(sig):
+        return CONTINUE
+    # An init ignores what it has no handler for, except what cannot be caught at all.
+    if signal.flags & SIGNAL_UNKILLABLE and not sig_kernel_only(sig):
+        return CONTINUE
+    if sig_kernel_stop(sig):
+        # Job control stops do nothing in an orphaned process group; SIGSTOP always works.
+        if sig != S.SIGSTOP and is_current_pgrp_orphaned(t):
+            return CONTINUE
+        return None if do_signal_stop(k, t, sig) else CONTINUE
+    t.flags |= PF_SIGNALED
+    do_group_exit(k, t, sig)
+    return None
 
 
-def do_signal_stop(k: Machine, t: Task, signr: int) -> None:
-    """Group stop: every thread of the group stops; the parent is told CLD_STOPPED."""
-    from forklab.kernel.sched.core import deactivate_task
-    from forklab.kernel.task import PF_EXITING, TASK_STOPPED
+def is_current_pgrp_orphaned(t: Task) -> bool:
+    """No member of the process group has a parent in another group of the same session."""
+    from forklab.kernel.exit import thread_group_empty
+    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, pid_tasks
+
+    pgrp = t.signal.pids[PIDTYPE_PGID]
+    assert pgrp is not None
+    for p in pid_tasks(pgrp, PIDTYPE_PGID):
+        parent = p.real_parent
+        if (p.exit_state and thread_group_empty(p)) or parent is None or is_global_init(parent):
+            continue
+        if (
+            parent.signal.pids[PIDTYPE_PGID] is not pgrp
+            and parent.signal.pids[PIDTYPE_SID] is p.signal.pids[PIDTYPE_SID]
+        ):
+            return False
+    return True
+
+
+def is_global_init(t: Task) -> bool:
+    return t.tgid == 1 and t.thread_pid is not None and t.thread_pid.level == 0
+
+
+def do_signal_stop(k: Machine, t: Task, signr: int) -> bool:
+    """Start a group stop (or join one): each thread stops as it next runs, the last one to
+    stop tells the parent. A traced thread stops in a ptrace trap instead. True if it stopped."""
+    from forklab.kernel.ptrace import PT_SEIZED
+    from forklab.kernel.task import TASK_STOPPED
 
     signal = t.signal
-    signal.group_exit_code = signr
-    signal.flags = SIGNAL_STOP_STOPPED
-    for thread in signal.thread_head:
-        thread.jobctl &= ~(JOBCTL_STOP_PENDING | JOBCTL_STOP_SIGMASK)
-        if thread.exit_state or thread.flags & PF_EXITING:
-            continue
-        thread.state = TASK_STOPPED
-        deactivate_task(k, thread)
-    do_notify_parent_cldstop(k, t, CLD_STOPPED)
+    if not t.jobctl & JOBCTL_STOP_PENDING:
+        gstop = JOBCTL_STOP_PENDING | JOBCTL_STOP_CONSUME
+        if not t.jobctl & JOBCTL_STOP_DEQUEUED or signal.flags & SIGNAL_GROUP_EXIT or signal.group_exec_task:
+            return False
+        if not signal.flags & SIGNAL_STOP_STOPPED:
+            signal.group_exit_code = signr
+        signal.group_stop_count = 0
+        if task_set_jobctl_pending(t, signr | gstop):
+            signal.group_stop_count += 1
+        for other in threads_from(t)[1:]:
+            if not other.jobctl & JOBCTL_STOPPED and task_set_jobctl_pending(other, signr | gstop):
+                signal.group_stop_count += 1
+                if not other.ptrace & PT_SEIZED:
+                    signal_wake_up(k, other, fatal=False)
+                else:
+                    ptrace_trap_notify(k, other)
+    if t.ptrace:
+        # A traced thread stops in a trap its tracer sees (do_jobctl_trap), next time round.
+        task_set_jobctl_pending(t, JOBCTL_TRAP_STOP)
+        return False
+    notify = task_participate_group_stop(t)
+    t.jobctl |= JOBCTL_STOPPED
+    t.state = TASK_STOPPED
+    deactivate(k, t)
+    if notify:
+        do_notify_parent_cldstop(k, t, False, CLD_STOPPED)
+    return True
 
 
-def do_notify_parent_cldstop(k: Machine, tsk: Task, why: int) -> None:
-    """SIGCHLD to the parent for a stop or continue, unless it asked for SA_NOCLDSTOP."""
+def task_participate_group_stop(t: Task) -> bool:
+    """This thread's part of the group stop is done; True if it completed a fresh stop."""
+    signal = t.signal
+    consume = t.jobctl & JOBCTL_STOP_CONSUME
+    task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING)
+    if not consume:
+        return False
+    if signal.group_stop_count:
+        signal.group_stop_count -= 1
+    if not signal.group_stop_count and not signal.flags & SIGNAL_STOP_STOPPED:
+        signal.flags = SIGNAL_STOP_STOPPED
+        return True
+    return False
+
+
+def deactivate(k: Machine, t: Task) -> None:
+    from forklab.kernel.sched.core import deactivate_task
+
+    deactivate_task(k, t)
+
+
+def do_notify_parent_cldstop(k: Machine, tsk: Task, for_ptracer: bool, why: int) -> None:
+    """SIGCHLD for a stop, a continue or a trap: to the tracer, or to the group's real parent
+    (unless it asked for SA_NOCLDSTOP)."""
     from forklab.kernel.pid import pid_nr_ns
     from forklab.kernel.pid_namespace import task_active_pid_ns
     from forklab.kernel.user_namespace import from_kuid_munged
 
-    leader = tsk.group_leader
-    parent = leader.real_parent
+    if for_ptracer:
+        parent = tsk.parent
+    else:
+        tsk = tsk.group_leader
+        parent = tsk.real_parent
     if parent is None:
         return
-    status = S.SIGCONT if why == CLD_CONTINUED else tsk.signal.group_exit_code
-    pid = pid_nr_ns(leader.thread_pid, task_active_pid_ns(parent))
+    if why == CLD_CONTINUED:
+        status = S.SIGCONT
+    elif why == CLD_STOPPED:
+        status = tsk.signal.group_exit_code & 0x7F
+    else:
+        status = tsk.exit_code & 0x7F
+    pid = pid_nr_ns(tsk.thread_pid, task_active_pid_ns(parent))
     info = SigInfo(S.SIGCHLD, why, pid, from_kuid_munged(parent.cred.user_ns, tsk.cred.uid), status)
     assert parent.sighand is not None
     handler, flags, _ = parent.sighand.action[S.SIGCHLD - 1]
     if handler != S.SIG_IGN and not flags & S.SA_NOCLDSTOP:
         send_signal_locked(k, S.SIGCHLD, info, parent, group=True)
     wake_up_parent(k, tsk, parent)
+
+
+# ---- ptrace stops (kernel/signal.c) ------------------------------------------------------------
+
+
+def ptrace_reparented(t: Task) -> bool:
+    """Traced by someone other than its real parent's group."""
+    return t.parent is not None and t.real_parent is not None and t.parent.signal is not t.real_parent.signal
+
+
+def ptrace_stop(k: Machine, t: Task, exit_code: int, why: int, message: int, info: SigInfo | None) -> bool:
+    """Stop in TASK_TRACED and tell the tracer; False (no stop) if untraced or SIGKILL is pending.
+
+    The caller arranges what happens when the tracer lets the task go; ptrace_stop_return()
+    then gives the tracer's answer (the signal it left in exit_code).
+    """
+    from forklab.kernel.task import TASK_TRACED
+
+    if not t.ptrace or fatal_signal_pending(t):
+        return False
+    t.state = TASK_TRACED
+    t.jobctl |= JOBCTL_TRACED
+    t.ptrace_message = message
+    t.last_siginfo = info
+    t.exit_code = exit_code
+    gstop_done = why == CLD_STOPPED and bool(t.jobctl & JOBCTL_STOP_PENDING) and task_participate_group_stop(t)
+    task_clear_jobctl_pending(t, JOBCTL_TRAP_STOP)
+    if info is not None and info.code >> 8 == PTRACE_EVENT_STOP:  # a STOP trap clears NOTIFY
+        task_clear_jobctl_pending(t, JOBCTL_TRAP_NOTIFY)
+    t.jobctl &= ~JOBCTL_TRAPPING
+    deactivate(k, t)
+    if t.ptrace:
+        do_notify_parent_cldstop(k, t, True, why)
+    if gstop_done and (not t.ptrace or ptrace_reparented(t)):
+        do_notify_parent_cldstop(k, t, False, why)
+    return True
+
+
+def ptrace_stop_return(t: Task) -> int:
+    """The task was let go: the signal the tracer left, and the stop's records cleared."""
+    exit_code = t.exit_code
+    t.last_siginfo = None
+    t.ptrace_message = 0
+    t.exit_code = 0
+    t.jobctl &= ~JOBCTL_LISTENING
+    return exit_code
+
+
+def ptrace_do_notify(k: Machine, t: Task, signr: int, exit_code: int, why: int, message: int) -> bool:
+    from forklab.kernel.pid import pid_nr_ns
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+    from forklab.kernel.user_namespace import from_kuid_munged
+
+    info = SigInfo(signr, exit_code, pid_nr_ns(t.thread_pid, task_active_pid_ns(t)),
+                   from_kuid_munged(t.cred.user_ns, t.cred.uid))  # fmt: skip
+    return ptrace_stop(k, t, exit_code, why, message, info)
+
+
+def do_jobctl_trap(k: Machine, t: Task) -> bool:
+    """A traced thread's group stop, or a seized tracee's PTRACE_EVENT_STOP; True if it stopped."""
+    from forklab.kernel.ptrace import PT_SEIZED
+
+    signal = t.signal
+    signr = t.jobctl & JOBCTL_STOP_SIGMASK
+    if t.ptrace & PT_SEIZED:
+        if not signal.group_stop_count and not signal.flags & SIGNAL_STOP_STOPPED:
+            signr = S.SIGTRAP
+        stopped = ptrace_do_notify(k, t, signr, signr | (PTRACE_EVENT_STOP << 8), CLD_STOPPED, 0)
+    else:
+        stopped = ptrace_stop(k, t, signr, CLD_STOPPED, 0, None)
+    if stopped:
+        t.jobctl |= JOBCTL_TRAP_STOPPED
+    else:
+        t.jobctl &= ~JOBCTL_TRAP_MASK
+    return stopped
+
+
+def ptrace_signal_resumed(k: Machine, t: Task, signr: int) -> int:
+    """After a signal-delivery-stop: the signal the tracer chose (0 for none) is delivered now,
+    or queued again if it is blocked or the task is being killed."""
+    from forklab.kernel.pid import pid_nr_ns
+    from forklab.kernel.pid_namespace import task_active_pid_ns
+    from forklab.kernel.user_namespace import from_kuid_munged
+
+    if not signr:
+        return 0
+    tracer = t.parent
+    assert tracer is not None
+    info = SigInfo(signr, SI_USER, pid_nr_ns(tracer.thread_pid, task_active_pid_ns(t)),
+                   from_kuid_munged(t.cred.user_ns, tracer.cred.uid))  # fmt: skip
+    if t.blocked & S.sigmask(signr) or fatal_signal_pending(t):
+        send_signal_locked(k, signr, info, t, group=False)
+        return 0
+    return signr
 
 
 def wake_up_state(k: Machine, t: Task, state: int) -> None:
@@ -651,22 +918,41 @@ def check_kill_permission(k: Machine, current: Task, sig: int, t: Task) -> None:
     raise KernelError(E.EPERM, "kill: no permission to signal that task")
 
 
-def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, code: int = SI_USER) -> None:
+def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, group: bool = True) -> None:
+    """A signal from a user (kill, pidfd_send_signal) to ``t``'s process, or to ``t`` alone."""
     from forklab.kernel.pid import pid_nr_ns
     from forklab.kernel.pid_namespace import task_active_pid_ns
     from forklab.kernel.user_namespace import from_kuid_munged
 
     check_kill_permission(k, current, sig, t)
     if sig:
-        info = SigInfo(sig, code, pid_nr_ns(current.group_leader.thread_pid, task_active_pid_ns(t)),
+        info = SigInfo(sig, SI_USER if group else SI_TKILL,
+                       pid_nr_ns(current.group_leader.thread_pid, task_active_pid_ns(t)),
                        from_kuid_munged(t.cred.user_ns, current.cred.uid))  # fmt: skip
-        send_signal_locked(k, sig, info, t, group=True)
+        send_signal_locked(k, sig, info, t, group=group)
+
+
+def kill_pgrp_info(k: Machine, current: Task, sig: int, pgrp: Pid | None) -> None:
+    """Every process of the group; fails only if none could be signalled (with the last error)."""
+    from forklab.kernel.pid import PIDTYPE_PGID, pid_tasks
+
+    members = pid_tasks(pgrp, PIDTYPE_PGID) if pgrp is not None else []
+    if not members:
+        raise KernelError(E.ESRCH, "kill: no such process group")
+    errors = []
+    for t in members:
+        try:
+            group_send_sig_info(k, current, sig, t)
+        except KernelError as err:
+            errors.append(err)
+    if len(errors) == len(members):
+        raise errors[0]
 
 
 def kill_something_info(k: Machine, current: Task, sig: int, pid: int) -> None:
     """kill(pid, sig): a process (> 0), the caller's group (0), everyone it may (-1), a group (< -1)."""
     from forklab.kernel.invariants import all_tasks
-    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, find_pid_ns, pid_task, pid_tasks
+    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, find_pid_ns, pid_task
     from forklab.kernel.pid_namespace import task_active_pid_ns
 
     ns = task_active_pid_ns(current)
@@ -680,18 +966,7 @@ def kill_something_info(k: Machine, current: Task, sig: int, pid: int) -> None:
     if pid == -(1 << 31):
         raise KernelError(E.ESRCH, "kill: pid INT_MIN")
     if pid != -1:
-        group = current.signal.pids[PIDTYPE_PGID] if pid == 0 else find_pid_ns(-pid, ns)
-        members = pid_tasks(group, PIDTYPE_PGID) if group is not None else []
-        if not members:
-            raise KernelError(E.ESRCH, f"kill: no process group {-pid}")
-        errors = []
-        for t in members:
-            try:
-                group_send_sig_info(k, current, sig, t)
-            except KernelError as err:
-                errors.append(err)
-        if len(errors) == len(members):
-            raise errors[0]
+        kill_pgrp_info(k, current, sig, current.signal.pids[PIDTYPE_PGID] if pid == 0 else find_pid_ns(-pid, ns))
         return
     # -1: every process the caller may signal in its namespace, but init and itself.
     sent = 0

@@ -90,27 +90,51 @@ def run_call(k: Machine, task: Task, pending: PendingCall, attempt: Callable[[],
         except WouldBlock as block:
             return sleep(k, task, pending, block)
         except KernelError as err:
-            if err.errno not in (E.ERESTARTNOINTR, E.ERESTARTSYS):
-                exit_to_user_mode(k, task)
-                if not returning(task):
-                    raise TaskGone(pending.name) from None
-                raise
-            handler_flags = exit_to_user_mode(k, task)
-            if not returning(task):
-                raise TaskGone(pending.name) from None
-            if task.state != TASK_RUNNING:
-                # Stopped by the signal: the call restarts once the task is continued.
-                return sleep(k, task, pending, WouldBlock(None, pending.restart, task.state))
-            if err.errno == E.ERESTARTSYS and handler_flags is not None and not handler_flags & SA_RESTART:
-                raise KernelError(E.EINTR, f"{pending.name}: interrupted by a signal handler") from None
-            attempt = pending.restart
-            continue
-        if not returning(task):
-            raise TaskGone(pending.name)
-        exit_to_user_mode(k, task)
-        if not returning(task):
-            raise TaskGone(pending.name)
-        return result
+            result = Outcome(None, err)
+        outcome = result if isinstance(result, Outcome) else Outcome(result, None)
+        value = return_to_user(k, task, pending, outcome)
+        if value is not RESTART:
+            return value
+        attempt = pending.restart
+
+
+class Outcome:
+    """What a call body ended with, on its way back to user space: a value or an error."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, value: Any, error: KernelError | None) -> None:
+        self.value = value
+        self.error = error
+
+
+PARKED = -2  # exit_to_user_mode(): the task is asleep in an exit, in the call it was making
+RESTART = object()  # the call starts again (after a signal, -ERESTARTNOINTR or -ERESTARTSYS)
+
+
+def return_to_user(k: Machine, task: Task, pending: PendingCall, outcome: Outcome) -> Any:
+    """Deliver signals, then hand ``outcome`` to user space: the value, the error, EINTR, or RESTART.
+
+    A task stopped on the way (a group stop, a ptrace stop) finishes the call only once it is
+    continued: the result reaches user space after the stop, as a real task's does.
+    """
+    if not returning(task):
+        raise TaskGone(pending.name)
+    handler_flags = exit_to_user_mode(k, task, pending)
+    if handler_flags == PARKED:
+        return pending  # parked in an exit that has to wait
+    if not returning(task):
+        raise TaskGone(pending.name)
+    if task.state != TASK_RUNNING:
+        return sleep(k, task, pending, WouldBlock(None, lambda: outcome, task.state))
+    err = outcome.error
+    if err is None:
+        return outcome.value
+    if err.errno not in (E.ERESTARTNOINTR, E.ERESTARTSYS):
+        raise err
+    if err.errno == E.ERESTARTSYS and handler_flags is not None and not handler_flags & SA_RESTART:
+        raise KernelError(E.EINTR, f"{pending.name}: interrupted by a signal handler")
+    return RESTART
 
 
 def sleep(k: Machine, task: Task, pending: PendingCall, block: WouldBlock) -> PendingCall:
@@ -195,21 +219,24 @@ def ret_from_fork(k: Machine, p: Task) -> None:
 KTHREAD_FUNCTIONS: dict[str, Callable[[Machine, Task], Any]] = {}
 
 
-def exit_to_user_mode(k: Machine, task: Task) -> int | None:
-    """Deliver the task's pending signals; returns the sa_flags of the first handler run, if any."""
+def exit_to_user_mode(k: Machine, task: Task, pending: PendingCall | None = None) -> int | None:
+    """Deliver the task's pending signals; returns the sa_flags of the first handler run, if any.
+
+    An exit that has to wait (a pid namespace's init, a ptrace exit stop) parks ``pending``, the
+    call the task was making, or a new "exit" call if it was idle in user space.
+    """
     from forklab.kernel.signal import get_signal
 
     signal = task.signal
-    if not (task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl):
+    if not (task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl or task.last_siginfo):
         return None  # nothing to deliver: the common case, kept cheap
     first: int | None = None
     while alive(task) and task.state == TASK_RUNNING:
         try:
             handled = get_signal(k, task)
         except WouldBlock as block:
-            # A fatal signal, and the exit it caused has to wait (a pid namespace's init).
-            sleep(k, task, PendingCall("exit", block.retry), block)
-            break
+            sleep(k, task, pending or PendingCall("exit", block.retry), block)
+            return PARKED
         if handled is None:
             break
         if first is None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from forklab.kernel.nsproxy import Nsproxy
     from forklab.kernel.pid import Pid
     from forklab.kernel.sched.core import SchedEntity
-    from forklab.kernel.signal import SighandStruct, SignalStruct, SigPending
+    from forklab.kernel.signal import SighandStruct, SigInfo, SignalStruct, SigPending
     from forklab.kernel.syscall import PendingCall
 
 # __state and exit_state bits.
@@ -107,6 +107,7 @@ class Task:
         "in_execve",
         "io_context",
         "jobctl",
+        "last_siginfo",
         "mm",
         "normal_prio",
         "nsproxy",
@@ -169,6 +170,7 @@ class Task:
     in_execve: bool
     io_context: Any
     jobctl: int
+    last_siginfo: SigInfo | None
     mm: MmStruct | None
     normal_prio: int
     nsproxy: Nsproxy | None

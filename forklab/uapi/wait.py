@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 WNOHANG = 0x00000001
 WUNTRACED = 0x00000002
 WSTOPPED = WUNTRACED
@@ -67,3 +69,13 @@ __all__ = [
     "__WCLONE",
     "__WNOTHREAD",
 ]
+
+
+class WaitidInfo(NamedTuple):
+    """What waitid() writes into its siginfo_t (si_signo is SIGCHLD, or 0 if nothing was found)."""
+
+    si_pid: int
+    si_uid: int
+    si_signo: int
+    si_status: int
+    si_code: int

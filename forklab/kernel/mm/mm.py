@@ -250,6 +250,10 @@ def put_user_u32(mm: MmStruct | None, addr: int, value: int) -> None:
     copy_to_user(mm, addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
 
 
+def put_user_u64(mm: MmStruct | None, addr: int, value: int) -> None:
+    copy_to_user(mm, addr, (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little"))
+
+
 def get_user_u64(mm: MmStruct | None, addr: int) -> int:
     return int.from_bytes(copy_from_user(mm, addr, 8), "little")
 
