@@ -21,7 +21,7 @@ from forklab.api import (
 )
 from forklab.uapi import *  # noqa: F403
 from forklab.uapi.signal import _NSIG, SIG_DFL, SIG_IGN  # noqa: F401
-from forklab.uapi.wait import __WALL, __WCLONE, __WNOTHREAD  # noqa: F401
+from forklab.uapi.wait import __WALL, __WCLONE, __WNOTHREAD, WaitidInfo  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "TaskBlocked",
     "TaskGoneError",
     "TaskHandle",
+    "WaitidInfo",
     "boot",
     *[name for name in dir() if name.isupper() or name.startswith(("__W", "_NSIG"))],
 ]

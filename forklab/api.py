@@ -21,6 +21,8 @@ from typing import Any
 from forklab.kernel import exec as kexec
 from forklab.kernel import exit as kexit
 from forklab.kernel import fork, sys
+from forklab.kernel import pidfd as kpidfd
+from forklab.kernel import ptrace as kptrace
 from forklab.kernel.errors import KernelError
 from forklab.kernel.exit import KernelPanic
 from forklab.kernel.fs import open as fsopen
@@ -43,6 +45,7 @@ from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY
 from forklab.uapi.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from forklab.uapi.sched import CLONE_ARGS_FIELDS
+from forklab.uapi.wait import WaitidInfo
 
 __all__ = ["Kernel", "KernelPanic", "Pending", "SyscallError", "TaskBlocked", "TaskGoneError", "TaskHandle", "boot"]
 
@@ -359,6 +362,21 @@ class TaskHandle:
     def wait4(self, pid: int = -1, options: int = 0) -> tuple[int, int] | Pending:
         """(pid, status); (0, 0) under WNOHANG if nothing is ready; a Pending if it sleeps."""
         return self._call("wait4", lambda k, t: kexit.kernel_wait4(k, t, pid, options))  # type: ignore[no-any-return]
+
+    def waitid(self, idtype: int, id: int, options: int) -> WaitidInfo | Pending:
+        """The siginfo of a child that changed state: (si_pid, si_uid, si_signo, si_status, si_code);
+        all zero under WNOHANG if none has; a Pending if it sleeps."""
+        return self._call("waitid", lambda k, t: kexit.kernel_waitid(k, t, idtype, id, options))  # type: ignore[no-any-return]
+
+    def ptrace(self, request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+        """PTRACE_GETEVENTMSG writes the message to ``data``, an address in this task's memory."""
+        return self._call("ptrace", lambda k, t: kptrace.sys_ptrace(k, t, request, pid, addr, data))  # type: ignore[no-any-return]
+
+    def pidfd_open(self, pid: int, flags: int = 0) -> int:
+        return self._call("pidfd_open", lambda k, t: kpidfd.sys_pidfd_open(k, t, pid, flags))  # type: ignore[no-any-return]
+
+    def pidfd_send_signal(self, pidfd: int, sig: int, flags: int = 0) -> None:
+        self._call("pidfd_send_signal", lambda k, t: kpidfd.sys_pidfd_send_signal(k, t, pidfd, sig, 0, flags))
 
     def unshare(self, flags: int) -> None:
         self._call("unshare", lambda k, t: fork.ksys_unshare(k, t, flags))

@@ -9,13 +9,15 @@ from forklab.kernel.fs.file import File, alloc_file, fd_install, fget, get_unuse
 from forklab.kernel.fs.vfs import Inode, InodeOps
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_TGID, Pid, get_pid, pid_has_task, put_pid
 from forklab.uapi import errno as E
-from forklab.uapi.fcntl import O_CLOEXEC, O_EXCL, O_NONBLOCK, O_RDWR
+from forklab.uapi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
+from forklab.uapi.pidfd import (
+    PIDFD_NONBLOCK,
+    PIDFD_SIGNAL_PROCESS_GROUP,
+    PIDFD_SIGNAL_THREAD,
+    PIDFD_SIGNAL_THREAD_GROUP,
+    PIDFD_THREAD,
+)
 
-PIDFD_THREAD = O_EXCL
-PIDFD_NONBLOCK = O_NONBLOCK
-PIDFD_SIGNAL_THREAD = 1 << 0
-PIDFD_SIGNAL_THREAD_GROUP = 1 << 1
-PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
 PIDFD_SEND_SIGNAL_FLAGS = PIDFD_SIGNAL_THREAD | PIDFD_SIGNAL_THREAD_GROUP | PIDFD_SIGNAL_PROCESS_GROUP
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel import exec as kexec
 from forklab.kernel import exit as kexit
-from forklab.kernel import fork, sys
+from forklab.kernel import fork, pidfd, ptrace, sys
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs import open as fsopen
 from forklab.kernel.fs import pipe
@@ -51,6 +51,14 @@ def user_string_array(current: Task, addr: int) -> tuple[str, ...]:
             break
         result.append(strncpy_from_user(current, ptr))
     return tuple(result)
+
+
+def _waitid(k: Machine, current: Task, which: int, upid: int, infop: int, options: int, rusage: int = 0) -> int:
+    info = kexit.kernel_waitid(k, current, to_int32(which), to_int32(upid), to_int32(options) & 0xFFFFFFFF)
+    if infop:
+        fields = (info.si_signo, 0, info.si_code, 0, info.si_pid, info.si_uid, info.si_status)
+        copy_to_user(current.mm, infop, b"".join((v & 0xFFFFFFFF).to_bytes(4, "little") for v in fields))
+    return 0
 
 
 def _wait4(k: Machine, current: Task, pid: int, stat_addr: int, options: int, rusage: int) -> int:
@@ -204,6 +212,14 @@ SYSCALLS: dict[str, Syscall] = {
     "exit": _exit,
     "exit_group": _exit_group,
     "wait4": _wait4,
+    "waitid": _waitid,
+    "ptrace": lambda k, c, request, pid, addr=0, data=0: ptrace.sys_ptrace(
+        k, c, to_int32(request), to_int32(pid), addr, data
+    ),
+    "pidfd_open": lambda k, c, pid, flags: pidfd.sys_pidfd_open(k, c, to_int32(pid), flags & 0xFFFFFFFF),
+    "pidfd_send_signal": lambda k, c, fd, sig, info=0, flags=0: pidfd.sys_pidfd_send_signal(
+        k, c, to_int32(fd), to_int32(sig), info, flags & 0xFFFFFFFF
+    ),
     "getpid": sys.sys_getpid,
     "gettid": sys.sys_gettid,
     "getppid": sys.sys_getppid,

@@ -8,7 +8,9 @@ from forklab.uapi.capability import *  # noqa: F403
 from forklab.uapi.errno import *  # noqa: F403
 from forklab.uapi.fcntl import *  # noqa: F403
 from forklab.uapi.mman import *  # noqa: F403
+from forklab.uapi.pidfd import *  # noqa: F403
 from forklab.uapi.prctl import *  # noqa: F403
+from forklab.uapi.ptrace import *  # noqa: F403
 from forklab.uapi.resource import *  # noqa: F403
 from forklab.uapi.sched import *  # noqa: F403
 from forklab.uapi.signal import *  # noqa: F403

@@ -29,6 +29,7 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "chdir": 80,
     "readlink": 89,
     "umask": 95,
+    "ptrace": 101,
     "getuid": 102,
     "getgid": 104,
     "geteuid": 107,

@@ -369,12 +369,14 @@ def proc_pid_status(k: Machine, task: Task, ns: PidNamespace, reader_ns: UserNam
     lines.append(f"State:\t{TASK_STATE_ARRAY[task_state_index(task)]}")
     parent = task.real_parent
     ppid = pid_nr_ns(parent.group_leader.thread_pid, ns) if parent is not None and task.thread_pid is not None else 0
+    tracer = task.parent if task.ptrace else None
+    tracer_pid = pid_nr_ns(tracer.thread_pid, ns) if tracer is not None else 0
     lines += [
         f"Tgid:\t{pid_nr_ns(task.group_leader.thread_pid, ns)}",
         "Ngid:\t0",
         f"Pid:\t{pid_nr_ns(pid, ns)}",
         f"PPid:\t{ppid}",
-        "TracerPid:\t0",
+        f"TracerPid:\t{tracer_pid}",
         "Uid:\t" + "\t".join(str(from_kuid_munged(reader_ns, u)) for u in (cred.uid, cred.euid, cred.suid, cred.fsuid)),
         "Gid:\t" + "\t".join(str(from_kgid_munged(reader_ns, g)) for g in (cred.gid, cred.egid, cred.sgid, cred.fsgid)),
         f"FDSize:\t{task.files.max_fds if task.files is not None else 0}",

@@ -1,0 +1,279 @@
+"""ptrace around creation: attaching, the event stops of fork, vfork, clone, exec and exit,
+new children traced from birth, signal-delivery-stops, and what the tracer's wait sees."""
+
+from __future__ import annotations
+
+import pytest
+
+import forklab
+from forklab import (
+    __WALL,
+    CLONE_PTRACE,
+    CLONE_UNTRACED,
+    EINVAL,
+    EIO,
+    ENOSYS,
+    EPERM,
+    ESRCH,
+    PTRACE_ATTACH,
+    PTRACE_CONT,
+    PTRACE_DETACH,
+    PTRACE_EVENT_CLONE,
+    PTRACE_EVENT_EXEC,
+    PTRACE_EVENT_EXIT,
+    PTRACE_EVENT_FORK,
+    PTRACE_EVENT_STOP,
+    PTRACE_EVENT_VFORK,
+    PTRACE_EVENT_VFORK_DONE,
+    PTRACE_GETEVENTMSG,
+    PTRACE_INTERRUPT,
+    PTRACE_KILL,
+    PTRACE_O_EXITKILL,
+    PTRACE_O_TRACECLONE,
+    PTRACE_O_TRACEEXEC,
+    PTRACE_O_TRACEEXIT,
+    PTRACE_O_TRACEFORK,
+    PTRACE_O_TRACEVFORK,
+    PTRACE_O_TRACEVFORKDONE,
+    PTRACE_PEEKDATA,
+    PTRACE_SEIZE,
+    PTRACE_SETOPTIONS,
+    PTRACE_TRACEME,
+    SIGCHLD,
+    SIGKILL,
+    SIGSTOP,
+    SIGTRAP,
+    SIGUSR1,
+    WNOHANG,
+    SyscallError,
+)
+from forklab.api import Kernel, TaskHandle
+
+
+def errno_of(call: object) -> int:
+    with pytest.raises(SyscallError) as info:
+        call()  # type: ignore[operator]
+    return int(info.value.errno)
+
+
+def stopped(sig: int, event: int = 0) -> int:
+    """The wait status of a ptrace stop: (sig | event << 8) << 8 | 0x7f."""
+    return ((sig | event << 8) << 8) | 0x7F
+
+
+def seized(options: int) -> tuple[Kernel, TaskHandle, TaskHandle]:
+    k = forklab.boot()
+    tracer = k.task(1)
+    tracee = k.task(tracer.fork())
+    assert tracer.ptrace(PTRACE_SEIZE, tracee.pid, 0, options) == 0
+    return k, tracer, tracee
+
+
+def set_options(tracer: TaskHandle, pid: int, options: int) -> None:
+    """Options change only in a stop: interrupt the seized tracee, set them, let it go."""
+    tracer.ptrace(PTRACE_INTERRUPT, pid)
+    assert tracer.wait4(pid, __WALL)[1] == stopped(SIGTRAP, PTRACE_EVENT_STOP)
+    tracer.ptrace(PTRACE_SETOPTIONS, pid, 0, options)
+    tracer.ptrace(PTRACE_CONT, pid)
+
+
+def event_message(tracer: TaskHandle, pid: int) -> int:
+    buf = tracer.mmap(4096)
+    tracer.ptrace(PTRACE_GETEVENTMSG, pid, 0, buf)
+    return tracer.read_u64(buf)
+
+
+def test_fork_event_stops_the_parent_and_the_new_child_is_traced_from_birth() -> None:
+    k, tracer, tracee = seized(PTRACE_O_TRACEFORK)
+    child_pid = tracee.fork()  # known at once; the caller sleeps in the event stop
+    assert tracee.state == "t"
+    assert tracer.wait4(tracee.pid, 0) == (tracee.pid, stopped(SIGTRAP, PTRACE_EVENT_FORK))
+    assert event_message(tracer, tracee.pid) == child_pid
+    child = k.task(child_pid)
+    assert child.status()["TracerPid"] == "1"
+    # A seized child stops in PTRACE_EVENT_STOP before it runs a single instruction.
+    assert child.state == "t"
+    assert tracer.wait4(child_pid, __WALL) == (child_pid, stopped(SIGTRAP, PTRACE_EVENT_STOP))
+    tracer.ptrace(PTRACE_CONT, child_pid)
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    assert tracee.state in "SR"
+    assert child.getppid() == tracee.pid
+    k.check()
+
+
+def test_an_attached_parent_s_children_start_with_sigstop() -> None:
+    k = forklab.boot()
+    tracer = k.task(1)
+    tracee = k.task(tracer.fork())
+    tracer.ptrace(PTRACE_ATTACH, tracee.pid)
+    assert tracer.wait4(tracee.pid, 0) == (tracee.pid, stopped(SIGSTOP))
+    tracer.ptrace(PTRACE_SETOPTIONS, tracee.pid, 0, PTRACE_O_TRACEFORK)
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    child_pid = tracee.fork()
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_FORK)
+    assert tracer.wait4(child_pid, __WALL) == (child_pid, stopped(SIGSTOP))
+    k.check()
+
+
+def test_the_event_follows_the_exit_signal_not_only_the_flags() -> None:
+    # clone() with an exit signal other than SIGCHLD is a "clone" event, whatever else it is.
+    k, tracer, tracee = seized(PTRACE_O_TRACEFORK)
+    pid = tracee.clone(SIGUSR1)
+    assert tracee.state in "SR"  # no TRACECLONE: no stop
+    assert k.task(pid).status()["TracerPid"] == "0"
+    set_options(tracer, tracee.pid, PTRACE_O_TRACECLONE)
+    pid = tracee.clone(SIGUSR1)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_CLONE)
+    assert k.task(pid).status()["TracerPid"] == "1"
+
+
+def test_clone_untraced_and_clone_ptrace() -> None:
+    k, tracer, tracee = seized(PTRACE_O_TRACEFORK)
+    pid = tracee.clone(CLONE_UNTRACED | SIGCHLD)
+    assert k.task(pid).status()["TracerPid"] == "0"
+    set_options(tracer, tracee.pid, 0)
+    pid = tracee.clone(CLONE_PTRACE | SIGCHLD)  # traced, but no event stop for the parent
+    assert k.task(pid).status()["TracerPid"] == "1"
+    assert tracer.wait4(pid, __WALL) == (pid, stopped(SIGTRAP, PTRACE_EVENT_STOP))
+
+
+def test_vfork_and_vfork_done_events() -> None:
+    k, tracer, tracee = seized(PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE)
+    child_pid = tracee.vfork()
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_VFORK)
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    assert tracee.state == "D"  # now in the vfork wait
+    tracer.wait4(child_pid, __WALL)
+    tracer.ptrace(PTRACE_CONT, child_pid)
+    k.task(child_pid).exit(0)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_VFORK_DONE)
+    assert event_message(tracer, tracee.pid) == child_pid
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    k.check()
+
+
+def test_exec_event_and_the_legacy_sigtrap() -> None:
+    k, tracer, tracee = seized(PTRACE_O_TRACEEXEC)
+    tracee.execve("/bin/ls", ["ls"])
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_EXEC)
+    assert event_message(tracer, tracee.pid) == tracee.pid
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    # Under PTRACE_ATTACH without TRACEEXEC, exec raises a plain SIGTRAP.
+    other = k.task(tracer.fork())
+    tracer.ptrace(PTRACE_ATTACH, other.pid)
+    tracer.wait4(other.pid, 0)
+    tracer.ptrace(PTRACE_CONT, other.pid)
+    other.execve("/bin/ls", ["ls"])
+    assert tracer.wait4(other.pid, 0)[1] == stopped(SIGTRAP)
+
+
+def test_exit_event_and_the_tracer_reaps_its_own_child() -> None:
+    k, tracer, tracee = seized(PTRACE_O_TRACEEXIT)
+    tracee.exit(3)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_EXIT)
+    assert event_message(tracer, tracee.pid) == 3 << 8
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    assert tracer.wait4(tracee.pid, 0) == (tracee.pid, 3 << 8)
+    k.check()
+
+
+def test_signal_delivery_stop_and_the_tracer_s_choice() -> None:
+    k, tracer, tracee = seized(0)
+    tracer.kill(tracee.pid, SIGUSR1)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGUSR1)
+    tracer.ptrace(PTRACE_CONT, tracee.pid, 0, 0)  # suppressed
+    assert tracee.alive
+    tracer.kill(tracee.pid, SIGUSR1)
+    tracer.wait4(tracee.pid, 0)
+    tracer.ptrace(PTRACE_CONT, tracee.pid, 0, SIGUSR1)  # delivered: its default kills
+    assert tracer.wait4(tracee.pid, 0) == (tracee.pid, SIGUSR1)
+    k.check()
+
+
+def test_a_traced_child_of_another_goes_to_its_real_parent_after_the_tracer() -> None:
+    k = forklab.boot()
+    init = k.task(1)
+    tracer = k.task(init.fork())
+    parent = k.task(init.fork())
+    child = k.task(parent.fork())
+    tracer.ptrace(PTRACE_SEIZE, child.pid, 0, 0)
+    child.exit(7)
+    # The real parent must wait: a traced zombie is the tracer's to see first.
+    assert parent.wait4(child.pid, WNOHANG) == (0, 0)
+    assert tracer.wait4(child.pid, __WALL) == (child.pid, 7 << 8)
+    assert parent.wait4(child.pid, 0) == (child.pid, 7 << 8)
+    k.check()
+
+
+def test_a_dying_tracer_lets_go_and_exitkill_kills() -> None:
+    k = forklab.boot()
+    init = k.task(1)
+    tracer = k.task(init.fork())
+    free, killed = k.task(init.fork()), k.task(init.fork())
+    tracer.ptrace(PTRACE_SEIZE, free.pid, 0, 0)
+    tracer.ptrace(PTRACE_SEIZE, killed.pid, 0, PTRACE_O_EXITKILL)
+    tracer.exit(0)
+    assert free.alive and free.status()["TracerPid"] == "0"
+    assert not killed.alive or killed.state == "Z"
+    pids = {init.wait4(-1, 0)[0] for _ in range(2)}
+    assert pids == {tracer.pid, killed.pid}
+    k.check()
+
+
+def test_traceme_and_interrupt_and_kill() -> None:
+    k = forklab.boot()
+    init = k.task(1)
+    child = k.task(init.fork())
+    assert child.ptrace(PTRACE_TRACEME, 0) == 0
+    assert errno_of(lambda: child.ptrace(PTRACE_TRACEME, 0)) == EPERM
+    init.kill(child.pid, SIGUSR1)
+    assert init.wait4(child.pid, 0)[1] == stopped(SIGUSR1)
+    init.ptrace(PTRACE_CONT, child.pid)
+    k2, tracer, tracee = seized(0)
+    tracer.ptrace(PTRACE_INTERRUPT, tracee.pid)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_STOP)
+    tracer.ptrace(PTRACE_KILL, tracee.pid)
+    assert tracer.wait4(tracee.pid, 0) == (tracee.pid, SIGKILL)
+    k2.check()
+
+
+def test_detach_resumes_with_a_signal() -> None:
+    k, tracer, tracee = seized(0)
+    tracer.ptrace(PTRACE_INTERRUPT, tracee.pid)
+    tracer.wait4(tracee.pid, 0)
+    tracer.ptrace(PTRACE_DETACH, tracee.pid, 0, 0)
+    assert tracee.status()["TracerPid"] == "0"
+    assert tracee.getpid() == tracee.pid
+
+
+def test_errors_in_the_kernel_s_order() -> None:
+    k, tracer, tracee = seized(0)
+    assert errno_of(lambda: tracer.ptrace(PTRACE_CONT, 999)) == ESRCH
+    assert errno_of(lambda: tracer.ptrace(PTRACE_CONT, tracee.pid)) == ESRCH  # not stopped
+    assert errno_of(lambda: tracer.ptrace(PTRACE_SEIZE, tracee.pid, 0, 0)) == EPERM  # already traced
+    assert errno_of(lambda: tracer.ptrace(PTRACE_SEIZE, 2, 0, 0)) == EPERM  # kthreadd
+    assert errno_of(lambda: tracer.ptrace(PTRACE_ATTACH, 1)) == EPERM  # its own thread group
+    other = k.task(tracer.fork())
+    assert errno_of(lambda: tracer.ptrace(PTRACE_SEIZE, other.pid, 8, 0)) == EIO  # addr
+    assert errno_of(lambda: tracer.ptrace(PTRACE_SEIZE, other.pid, 0, 1 << 30)) == EIO  # option
+    assert errno_of(lambda: other.ptrace(PTRACE_KILL, tracee.pid)) == ESRCH  # not its tracer
+    tracer.ptrace(PTRACE_INTERRUPT, tracee.pid)
+    tracer.wait4(tracee.pid, 0)
+    assert errno_of(lambda: tracer.ptrace(PTRACE_SETOPTIONS, tracee.pid, 0, 1 << 30)) == EINVAL
+    assert errno_of(lambda: tracer.ptrace(PTRACE_CONT, tracee.pid, 0, 65)) == EIO
+    assert errno_of(lambda: tracer.ptrace(0x4999, tracee.pid)) == EIO
+    assert errno_of(lambda: tracer.ptrace(PTRACE_PEEKDATA, tracee.pid)) == ENOSYS
+    assert errno_of(lambda: tracer.ptrace(PTRACE_INTERRUPT, other.pid)) == ESRCH
+
+
+def test_an_unprivileged_tracer_needs_matching_ids() -> None:
+    k = forklab.boot()
+    init = k.task(1)
+    a, b = k.task(init.fork()), k.task(init.fork())
+    a.setresuid(1000, 1000, 1000)
+    assert errno_of(lambda: a.ptrace(PTRACE_SEIZE, b.pid, 0, 0)) == EPERM
+    b.setresuid(1000, 1000, 1000)
+    # b changed its ids and is no longer dumpable: still refused until it says so.
+    assert errno_of(lambda: a.ptrace(PTRACE_SEIZE, b.pid, 0, 0)) == EPERM
+    b.prctl(forklab.PR_SET_DUMPABLE, 1)
+    assert a.ptrace(PTRACE_SEIZE, b.pid, 0, 0) == 0
