@@ -40,7 +40,7 @@ from forklab.kernel.pid import (
     set_task_pid_ptr,
 )
 from forklab.kernel.pid_namespace import MAX_PID_NS_LEVEL, PIDNS_ADDING, task_active_pid_ns
-from forklab.kernel.pidfd import PIDFD_THREAD, __pidfd_prepare
+from forklab.kernel.pidfd import __pidfd_prepare
 from forklab.kernel.ptrace import (
     PTRACE_EVENT_CLONE,
     PTRACE_EVENT_FORK,
@@ -83,6 +83,7 @@ from forklab.kernel.trace import trace_sched_process_fork, trace_task_newtask
 from forklab.kernel.version import Behaviour
 from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
+from forklab.uapi.pidfd import PIDFD_THREAD
 from forklab.uapi.sched import (
     CLONE_ARGS_FIELDS,
     CLONE_ARGS_SIZE_VER0,

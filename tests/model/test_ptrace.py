@@ -238,7 +238,7 @@ def test_traceme_and_interrupt_and_kill() -> None:
 
 
 def test_detach_resumes_with_a_signal() -> None:
-    k, tracer, tracee = seized(0)
+    _, tracer, tracee = seized(0)
     tracer.ptrace(PTRACE_INTERRUPT, tracee.pid)
     tracer.wait4(tracee.pid, 0)
     tracer.ptrace(PTRACE_DETACH, tracee.pid, 0, 0)

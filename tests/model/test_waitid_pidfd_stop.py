@@ -141,7 +141,7 @@ def test_pidfd_open_and_send_signal() -> None:
 def test_pidfd_of_a_thread_needs_pidfd_thread() -> None:
     k = forklab.boot()
     init = k.task(1)
-    leader, (thread,) = threaded_child(init, 1)
+    _, (thread,) = threaded_child(init, 1)
     assert errno_of(lambda: init.pidfd_open(thread.pid)) == EINVAL
     fd = init.pidfd_open(thread.pid, PIDFD_THREAD)
     init.pidfd_send_signal(fd, SIGSTOP)
