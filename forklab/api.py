@@ -349,15 +349,18 @@ class TaskHandle:
         tids = tuple(set_tid)
         return self._call("clone3", lambda k, t: fork.clone3_from_values(k, t, values, tids))  # type: ignore[no-any-return]
 
-    def execve(self, path: str, argv: Iterable[str] = (), envp: Iterable[str] = ()) -> None:
+    def execve(self, path: str, argv: Iterable[str] = (), envp: Iterable[str] = ()) -> Pending | None:
+        """None once the new program runs; a Pending while it waits (for other threads to die,
+        or in a ptrace exec stop)."""
         args, env = tuple(argv), tuple(envp)
-        self._call("execve", lambda k, t: kexec.do_execve(k, t, path, args, env), lambda v: None)
+        return self._call("execve", lambda k, t: kexec.do_execve(k, t, path, args, env), lambda v: None)  # type: ignore[no-any-return]
 
-    def exit(self, status: int = 0) -> None:
-        self._call("exit", lambda k, t: kexit.do_exit(k, t, (status & 0xFF) << 8))
+    def exit(self, status: int = 0) -> Pending | None:
+        """None; a Pending if the exit has to wait (a ptrace exit stop, a namespace's init)."""
+        return self._call("exit", lambda k, t: kexit.do_exit(k, t, (status & 0xFF) << 8))  # type: ignore[no-any-return]
 
-    def exit_group(self, status: int = 0) -> None:
-        self._call("exit_group", lambda k, t: kexit.do_group_exit(k, t, (status & 0xFF) << 8))
+    def exit_group(self, status: int = 0) -> Pending | None:
+        return self._call("exit_group", lambda k, t: kexit.do_group_exit(k, t, (status & 0xFF) << 8))  # type: ignore[no-any-return]
 
     def wait4(self, pid: int = -1, options: int = 0) -> tuple[int, int] | Pending:
         """(pid, status); (0, 0) under WNOHANG if nothing is ready; a Pending if it sleeps."""

@@ -517,6 +517,22 @@ def tgkill(tgid: int, tid: int, sig: int) -> Call:
     return _plain("tgkill", tgid, tid, sig)
 
 
+@_call
+def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> Call:
+    """The raw request: PTRACE_GETEVENTMSG writes to ``data``, an address in the caller's memory."""
+    return _plain("ptrace", request, pid, addr, data)
+
+
+@_call
+def pidfd_open(pid: int, flags: int = 0) -> Call:
+    return _plain("pidfd_open", pid, flags)
+
+
+@_call
+def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> Call:
+    return _plain("pidfd_send_signal", pidfd, sig, 0, flags)
+
+
 # ---- uts ----------------------------------------------------------------------------------------
 
 
