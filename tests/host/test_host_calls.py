@@ -138,7 +138,11 @@ CASES: list[tuple[str, tuple[Any, ...], int | Check, Any]] = [
 ]
 
 # Calls exercised in scenarios of their own (test_host_clone.py and test_host_trace.py).
-IN_SCENARIOS = {"fork", "vfork", "clone", "clone3", "exit", "exit_group", "wait4", "waitid", "execve"}
+# Exercised by the built-in diff scenarios (tests/host/test_diff.py runs them against the host).
+IN_SCENARIOS = {
+    "fork", "vfork", "clone", "clone3", "exit", "exit_group", "wait4", "waitid", "execve", "ptrace", "pidfd_open",
+    "pidfd_send_signal",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "args", "ret", "data"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
