@@ -137,8 +137,8 @@ CASES: list[tuple[str, tuple[Any, ...], int | Check, Any]] = [
     ("clone3_raw", (0, 4097), -E2BIG, None),
 ]
 
-# Calls exercised in scenarios of their own (test_host_clone.py and test_host_trace.py).
-# Exercised by the built-in diff scenarios (tests/host/test_diff.py runs them against the host).
+# Calls exercised in scenarios of their own (test_host_clone.py and test_host_trace.py) or in the
+# built-in diff scenarios (ptrace, pidfds), which tests/host/test_diff.py runs against the host.
 IN_SCENARIOS = {
     "fork", "vfork", "clone", "clone3", "exit", "exit_group", "wait4", "waitid", "execve", "ptrace", "pidfd_open",
     "pidfd_send_signal",
