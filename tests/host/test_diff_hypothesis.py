@@ -20,6 +20,9 @@ pytestmark = pytest.mark.host
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
+    # The same draws on every run: CI must not meet a new race the day it lands; the random
+    # campaigns (forklab diff --random) are where new sequences are explored.
+    derandomize=True,
 )
 @given(sequences(max_steps=20))
 def test_drawn_sequences_agree(scenario: Scenario) -> None:

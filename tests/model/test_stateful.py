@@ -220,5 +220,7 @@ Lifecycle.TestCase.settings = settings(
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    # CI draws the same programs every run; a soak (FORKLAB_EXAMPLES set) explores new ones.
+    derandomize="FORKLAB_EXAMPLES" not in os.environ,
 )
 test_lifecycle = Lifecycle.TestCase
