@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import itertools
@@ -61,6 +62,15 @@ class PidsCgroup:
 
     def current(self) -> int:
         return int((self.path / "pids.current").read_text())
+
+    def threads(self) -> list[int]:
+        """Host tids of the tasks in this cgroup and in any below it (v1 "tasks", v2 "cgroup.threads")."""
+        tids: list[int] = []
+        for where, _, files in os.walk(self.path):
+            name = "tasks" if "tasks" in files else "cgroup.threads"
+            with contextlib.suppress(FileNotFoundError):
+                tids.extend(int(line) for line in Path(where, name).read_text().split())
+        return tids
 
     def remove(self) -> None:
         """rmdir, retrying briefly: the last tasks leave the cgroup a moment after they are reaped."""

@@ -64,7 +64,7 @@ RECV_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
 BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 # Calls that set other tasks in motion (a signal's delivery, deaths, a vfork parent's wakeup):
 # they return once the sandbox is still again, as does any call while another task is pending.
-STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve"})
+STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve", "ptrace"})
 EXIT_SECOND_LOOK = 0.005  # seconds
 RELEASE_GRACE = 0.001  # seconds
 SECOND_LOOK = 0.0003  # seconds
@@ -118,13 +118,16 @@ class _Flight:
 class HostTask:
     """A real task in a sandbox, driven through its puppet."""
 
-    def __init__(self, sandbox: Sandbox, pid: int, host_pid: int, depth: int, chan: int, sock: socket.socket) -> None:
+    def __init__(
+        self, sandbox: Sandbox, pid: int, host_pid: int, depth: int, chan: int, sock: socket.socket | None
+    ) -> None:
         self._sandbox = sandbox
         self._pid = pid
         self._host_pid = host_pid
         self._depth = depth  # entries in its host NSpid: 2 in the sandbox's own pid namespace
         self._chan = chan
-        self._sock = sock
+        self._sock = sock  # None until a task traced from birth is let go and says hello
+        self._creator: HostTask | None = None  # ... on its creator's channel
         self._pidfd = os.pidfd_open(host_pid, PIDFD_THREAD)
         self._gone = False
         self._released = False  # its pids are free: nothing of it is left
@@ -361,9 +364,10 @@ class Sandbox:
             raise HostError(f"sandbox setup: expected {expected.name}, got {reply.kind.name}")
         return reply
 
-    def _adopt_task(self, pid: int, host_pid: int, depth: int, chan: int, sock: socket.socket) -> HostTask:
-        self._held.socks.append(sock)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    def _adopt_task(self, pid: int, host_pid: int, depth: int, chan: int, sock: socket.socket | None) -> HostTask:
+        if sock is not None:
+            self._held.socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         task = HostTask(self, pid, host_pid, depth, chan, sock)
         self._held.fds.append(task._pidfd)
         self._known[host_pid] = task
@@ -444,10 +448,11 @@ class Sandbox:
         if task._gone or bool(_revents(task._pidfd)):
             task._gone = True
             raise HostTaskGone(f"task {task.pid} has exited; it takes no more calls")
+        sock = task._sock or self._await_channel(task)
         call = build(name, args, kwargs, task._chan)
         flight = _Flight(call)
         try:
-            task._sock.send(call.request.pack())
+            sock.send(call.request.pack())
         except OSError:
             raise HostTaskGone(f"task {task.pid} has exited; it takes no more calls") from None
         result = self._follow(task, flight, may_pend=True)
@@ -504,6 +509,7 @@ class Sandbox:
         # An exec by a thread moves the leader's struct pid to it (de_thread), so its own
         # pidfd reports the old leader's death: an execve is followed by its reply alone.
         watch_death = flight.call.shape is not Shape.EXECVE
+        assert task._sock is not None
         poller = select.poll()
         poller.register(task._sock, select.POLLIN)
         if watch_death:
@@ -530,6 +536,10 @@ class Sandbox:
             ):
                 return self._lost(task, flight)
             quiet += not events
+            if not events and self._awaits_newborn(flight) and self._traced(task):
+                flight.child = self._traced_newborn(task, flight)
+                if flight.complete():
+                    return self._finish(task, flight)
             # A vfork parent is worth a look as soon as its child has said hello.
             if (not events or flight.child) and may_pend and self._asleep(task, flight):
                 task._flight, task._outcome = flight, None
@@ -581,27 +591,37 @@ class Sandbox:
         return _Message(Reply.unpack(data), fds, sender)
 
     def _drain(self, task: HostTask, flight: _Flight) -> None:
+        assert task._sock is not None
         while not flight.complete() and (message := self._receive(task._sock)) is not None:
-            reply = message.reply
-            if reply.kind is Kind.HELLO:
-                flight.child = self._adopt_child(message)
-                flight.child_lost = flight.child is None
-                continue
-            for fd in message.fds:
-                os.close(fd)
-            if reply.kind is Kind.CHUNK:
-                flight.chunks.append(reply.data)
-            elif reply.kind is Kind.FAULT:
-                flight.fault = reply
-            elif reply.kind in (Kind.RESULT, Kind.EXEC):
-                flight.reply = reply
-                if reply.kind is Kind.EXEC:
-                    self._after_exec(task, message.sender)
-            else:
-                raise HostError(f"task {task.pid} sent an unexpected {reply.kind.name} message")
+            self._take(task, flight, message)
 
-    def _adopt_child(self, message: _Message) -> HostTask | None:
-        """The new task that said hello; None if it died before it could be looked at."""
+    def _take(self, task: HostTask, flight: _Flight | None, message: _Message) -> None:
+        """One message from ``task``'s channel: a hello from a new task, or part of ``flight``."""
+        reply = message.reply
+        if reply.kind is Kind.HELLO:
+            child, announced = self._hello(message)
+            if not announced and flight is not None:
+                flight.child = child
+                flight.child_lost = child is None
+            return
+        for fd in message.fds:
+            os.close(fd)
+        if flight is None:
+            raise HostError(f"task {task.pid} sent a {reply.kind.name} message outside any call")
+        if reply.kind is Kind.CHUNK:
+            flight.chunks.append(reply.data)
+        elif reply.kind is Kind.FAULT:
+            flight.fault = reply
+        elif reply.kind in (Kind.RESULT, Kind.EXEC):
+            flight.reply = reply
+            if reply.kind is Kind.EXEC:
+                self._after_exec(task, message.sender)
+        else:
+            raise HostError(f"task {task.pid} sent an unexpected {reply.kind.name} message")
+
+    def _hello(self, message: _Message) -> tuple[HostTask | None, bool]:
+        """The task that said hello (None if it died before it could be looked at), and whether
+        it was known already: adopted, traced from birth, before it could speak."""
         if len(message.fds) != 1 or message.sender is None:
             for fd in message.fds:
                 os.close(fd)
@@ -609,9 +629,81 @@ class Sandbox:
         sock = socket.socket(fileno=message.fds[0])
         try:
             host_tid, ns = self._locate(message.sender, message.reply.v0)
-            return self._adopt_task(ns[1], host_tid, len(ns), message.reply.v1, sock)
         except ProcessLookupError:
+            sock.close()
+            return None, False
+        known = self._known.get(host_tid)
+        if known is None or known._sock is not None:
+            return self._adopt_task(ns[1], host_tid, len(ns), message.reply.v1, sock), False
+        self._held.socks.append(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        known._sock, known._chan, known._creator = sock, message.reply.v1, None
+        return known, True
+
+    # ---- tasks traced from birth ---------------------------------------------------------------
+
+    @staticmethod
+    def _awaits_newborn(flight: _Flight) -> bool:
+        """A clone-family call whose child has not said hello: still in the call, or back."""
+        return (
+            flight.call.shape is Shape.CLONE
+            and flight.child is None
+            and (flight.reply is None or flight.awaits_child())
+        )
+
+    @staticmethod
+    def _traced(task: HostTask) -> bool:
+        """Only a traced task's children can be traced from birth (ptrace_init_task)."""
+        text = procfs.read_text(f"/proc/{task.host_pid}/status")
+        return text is not None and procfs.parse_status(text).get("TracerPid", "0") != "0"
+
+    def _traced_newborn(self, creator: HostTask, flight: _Flight) -> HostTask | None:
+        """The task ``flight`` made if it sits in a ptrace stop before it could say hello (a
+        tracer took it at birth): adopted without a channel, which its hello brings once its
+        tracer lets it go. Found in the sandbox's cgroup as the one stopped task nobody knows;
+        once the call has returned, its pid must be the one it returned."""
+        assert self._held.cgroup is not None
+        found = []
+        for host_tid in self._held.cgroup.threads():
+            if host_tid in self._known or procfs.state(host_tid) != "t":
+                continue
+            ns = procfs.nspid(host_tid)
+            if ns and len(ns) >= 2:
+                found.append((host_tid, ns))
+        if flight.reply is not None:
+            nr = flight.reply.ret
+            pid = nr if creator._depth == 2 else self._sandbox_pid_from_view(creator, nr)
+            found = [(tid, ns) for tid, ns in found if ns[1] == pid]
+        if len(found) != 1:
             return None
+        host_tid, ns = found[0]
+        child = self._adopt_task(ns[1], host_tid, len(ns), -1, None)
+        child._creator = creator
+        return child
+
+    def _await_channel(self, task: HostTask) -> socket.socket:
+        """A task traced from birth says hello on its creator's channel once let go: wait for it
+        (the creator's own replies that come meanwhile go to its pending call)."""
+        creator = task._creator
+        assert creator is not None and creator._sock is not None
+        deadline = min(time.monotonic() + self.timeout, self._end)
+        poller = select.poll()
+        poller.register(creator._sock, select.POLLIN)
+        while task._sock is None:
+            message = self._receive(creator._sock)
+            if message is not None:
+                pending = creator._flight if creator._outcome is None else None
+                self._take(creator, pending, message)
+                continue
+            if procfs.state(task._host_pid) == "t":
+                raise HostTaskBusy(f"task {task.pid} is in a ptrace stop and has not run yet")
+            if not self._alive(task):
+                raise HostTaskGone(f"task {task.pid} has exited; it takes no more calls")
+            if time.monotonic() > deadline:
+                self.close()
+                raise HostTimeout(f"task {task.pid} never said hello within {self.timeout} s; the sandbox was killed")
+            poller.poll(BACKOFF[2] * 1000)
+        return task._sock
 
     def _locate(self, host_tgid: int, ns_tid: int) -> tuple[int, list[int]]:
         """Host tid and NSpid of the task whose tid in its own namespace is ``ns_tid``."""

@@ -24,8 +24,19 @@ from forklab.host import (
     Sandbox,
 )
 from forklab.host.tracing import remove_idle
-from forklab.uapi import CLONE_NEWUTS, EAGAIN, RLIMIT_NOFILE, SIGKILL
-from forklab.uapi.wait import WNOHANG
+from forklab.uapi import (
+    CLONE_NEWUTS,
+    EAGAIN,
+    PTRACE_CONT,
+    PTRACE_EVENT_FORK,
+    PTRACE_EVENT_STOP,
+    PTRACE_O_TRACEFORK,
+    PTRACE_SEIZE,
+    RLIMIT_NOFILE,
+    SIGKILL,
+    SIGTRAP,
+)
+from forklab.uapi.wait import __WALL, WNOHANG
 
 pytestmark = pytest.mark.host
 
@@ -267,3 +278,26 @@ def test_sandboxes_are_quick() -> None:
             for _ in range(20):
                 sb.init.call("getpid")
     assert time.monotonic() - started < 2.0
+
+
+def test_a_child_traced_from_birth_is_followed_once_its_tracer_lets_it_go(sb: Sandbox) -> None:
+    """A seized parent with PTRACE_O_TRACEFORK: its fork stops in the event, and the child stops
+    before it can say hello. The child is known at once; its channel comes once it runs."""
+    init = sb.init
+    parent = init.call("fork").child
+    assert parent is not None
+    assert init.call("ptrace", PTRACE_SEIZE, parent.pid, 0, PTRACE_O_TRACEFORK).ret == 0
+    forking = parent.call("fork")
+    child = forking.child
+    assert forking.pending and child is not None and child.pid == parent.pid + 1
+    assert sb.status(child)["State"].startswith("t")
+    with pytest.raises(HostTaskBusy, match="ptrace stop"):
+        child.call("getpid")
+    assert init.call("wait4", parent.pid, 0).data == (parent.pid, ((PTRACE_EVENT_FORK << 8 | SIGTRAP) << 8) | 0x7F)
+    # The parent goes first: its fork returns, the child still stopped.
+    assert init.call("ptrace", PTRACE_CONT, parent.pid, 0, 0).ret == 0
+    assert parent.result().ret == child.pid and parent.result().child is child
+    assert init.call("wait4", child.pid, __WALL).data == (child.pid, ((PTRACE_EVENT_STOP << 8 | SIGTRAP) << 8) | 0x7F)
+    assert init.call("ptrace", PTRACE_CONT, child.pid, 0, 0).ret == 0
+    assert child.call("getppid").ret == parent.pid
+    assert parent.call("getpid").ret == parent.pid
