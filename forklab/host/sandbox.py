@@ -36,8 +36,10 @@ from forklab.host.errors import HostError, HostTaskBusy, HostTaskGone, HostTimeo
 from forklab.host.protocol import BOOT_STEPS, CHAN_FD, FAULTS, GO, MAX_DATA, REP, Kind, Reply
 from forklab.host.tracing import Tracer, TraceRecord, park, records, take_tracer
 from forklab.uapi.errno import name as errno_name
+from forklab.uapi.unistd import SYSCALL_NUMBERS
 
 PIDFD_THREAD = os.O_EXCL
+NR_EXECVE = SYSCALL_NUMBERS["execve"]
 # Each sandbox's ids 0..65535 are a private range of host ids, chosen from its pid 1's host pid
 # (unique while it lives): never host root, and no two live sandboxes share a user's counts.
 ID_RANGE = 65536
@@ -101,6 +103,7 @@ class _Flight:
         self.chunks: list[bytes] = []
         self.child: HostTask | None = None
         self.child_lost = False  # the child died before it could announce itself
+        self.tgid = 0  # an execve's thread group, as the host numbers it
 
     def awaits_child(self) -> bool:
         return (
@@ -451,6 +454,10 @@ class Sandbox:
         sock = task._sock or self._await_channel(task)
         call = build(name, args, kwargs, task._chan)
         flight = _Flight(call)
+        if call.shape is Shape.EXECVE:
+            flight.tgid = int(
+                procfs.parse_status(procfs.read_text(f"/proc/{task.host_pid}/status") or "").get("Tgid", 0)
+            )
         try:
             sock.send(call.request.pack())
         except OSError:
@@ -497,6 +504,7 @@ class Sandbox:
         if flight is None or task._outcome is not None or self._closed:
             return False
         self._drain(task, flight)
+        self._took_over_leader(task, flight)
         if flight.complete():
             task._outcome = self._finish(task, flight)
         elif not self._alive(task):
@@ -525,6 +533,7 @@ class Sandbox:
                 )
             events = dict(poller.poll(min(BACKOFF[min(quiet, len(BACKOFF) - 1)], left) * 1000))
             self._drain(task, flight)
+            self._took_over_leader(task, flight)
             if flight.complete():
                 return self._finish(task, flight)
             if events.get(task._sock.fileno(), 0) & select.POLLHUP:
@@ -723,12 +732,21 @@ class Sandbox:
             return
         old_pid, old_host = task._pid, task._host_pid
         leader = self._known[host_tgid]
-        leader._gone = True
-        # The struct pids were exchanged, and so were the tasks their pidfds point at.
+        # The struct pids were exchanged, and so were the tasks their pidfds point at (and what
+        # was seen through them).
+        leader._gone, leader._released, task._gone, task._released = True, task._released, False, False
         leader._pidfd, task._pidfd = task._pidfd, leader._pidfd
         leader._pid, leader._host_pid = old_pid, old_host
         task._pid, task._host_pid = self._pids[host_tgid], host_tgid
         self._known[old_host], self._known[host_tgid] = leader, task
+
+    def _took_over_leader(self, task: HostTask, flight: _Flight) -> None:
+        """A thread's exec has passed de_thread but not returned (a tracer holds it at
+        PTRACE_EVENT_EXEC): its old tid is released and its group's tgid is now its own."""
+        if flight.call.shape is not Shape.EXECVE or flight.reply is not None or flight.tgid in (0, task._host_pid):
+            return
+        if _revents(task._pidfd) & select.POLLHUP and procfs.state(flight.tgid) not in (None, "Z", "X"):
+            self._after_exec(task, flight.tgid)
 
     # ---- /proc ---------------------------------------------------------------------------------
 
@@ -761,7 +779,23 @@ class Sandbox:
             return True
         if flight.call.shape is Shape.EXIT and not self._dying_for_good(task):
             return False
+        if flight.call.shape is Shape.EXECVE:
+            return self._held_in_exec(task)
         return procfs.sleeping_syscall(task._host_pid) in flight.call.blocks
+
+    def _held_in_exec(self, task: HostTask) -> bool:
+        """An exec by a thread waits in de_thread for the other threads to be gone; one that a
+        tracer holds (a leader stopped at PTRACE_EVENT_EXIT, a traced zombie not yet reaped)
+        holds the exec until the tracer acts. Asleep in execve while nothing else moves, at two
+        looks: held."""
+        for look in range(2):
+            if look:
+                time.sleep(EXIT_SECOND_LOOK)
+            if procfs.sleeping_syscall(task._host_pid) != NR_EXECVE:
+                return False
+            if any(self._moving(t) for t in self._known.values() if t is not task):
+                return False
+        return True
 
     def _dying_for_good(self, task: HostTask) -> bool:
         """A dying task sleeps for good only interruptibly, and only while nothing else moves (a
