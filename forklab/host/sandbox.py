@@ -64,9 +64,10 @@ ANC_SIZE = socket.CMSG_SPACE(4 * 4) + socket.CMSG_SPACE(3 * 4)
 RECV_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
 # Quiet intervals (seconds) after which /proc is asked whether a call sleeps or its task died.
 BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
-# Calls that set other tasks in motion (a signal's delivery, deaths, a vfork parent's wakeup):
-# they return once the sandbox is still again, as does any call while another task is pending.
-STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve", "ptrace"})
+# Calls that set other tasks in motion (a signal's delivery, deaths, a vfork parent's wakeup, a
+# tracee let go, a traced zombie handed to its real parent, who is sent SIGCHLD): they return
+# once the sandbox is still again, as does any call while another task is pending.
+STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve", "ptrace", "wait4", "waitid"})
 EXIT_SECOND_LOOK = 0.005  # seconds
 RELEASE_GRACE = 0.001  # seconds
 SECOND_LOOK = 0.0003  # seconds
@@ -451,6 +452,8 @@ class Sandbox:
         if task._gone or bool(_revents(task._pidfd)):
             task._gone = True
             raise HostTaskGone(f"task {task.pid} has exited; it takes no more calls")
+        if procfs.state(task._host_pid) in ("t", "T"):
+            raise HostTaskBusy(f"task {task.pid} is stopped; it takes no calls until it is continued")
         sock = task._sock or self._await_channel(task)
         call = build(name, args, kwargs, task._chan)
         flight = _Flight(call)
