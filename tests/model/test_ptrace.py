@@ -8,8 +8,11 @@ import pytest
 import forklab
 from forklab import (
     __WALL,
+    CLONE_NEWPID,
     CLONE_PTRACE,
     CLONE_UNTRACED,
+    CLONE_VFORK,
+    CLONE_VM,
     EINVAL,
     EIO,
     ENOSYS,
@@ -48,6 +51,7 @@ from forklab import (
     SyscallError,
 )
 from forklab.api import Kernel, TaskHandle
+from forklab.uapi.sched import THREAD_FLAGS
 
 
 def errno_of(call: object) -> int:
@@ -277,3 +281,62 @@ def test_an_unprivileged_tracer_needs_matching_ids() -> None:
     assert errno_of(lambda: a.ptrace(PTRACE_SEIZE, b.pid, 0, 0)) == EPERM
     b.prctl(forklab.PR_SET_DUMPABLE, 1)
     assert a.ptrace(PTRACE_SEIZE, b.pid, 0, 0) == 0
+
+
+def test_the_event_message_is_the_new_pid_as_the_tracer_sees_it() -> None:
+    k = forklab.boot()
+    tracer = k.task(1)
+    tracee = k.task(tracer.clone(CLONE_NEWPID | SIGCHLD))  # pid 1 of a namespace of its own
+    tracer.ptrace(PTRACE_SEIZE, tracee.pid, 0, PTRACE_O_TRACEFORK)
+    inside = tracee.fork()
+    tracer.wait4(tracee.pid, 0)
+    outside = event_message(tracer, tracee.pid)
+    assert (inside, outside) == (2, tracee.pid + 1)
+    assert k.task(outside).status()["NSpid"].split() == [str(outside), str(inside)]
+
+
+def test_a_tracer_waits_for_a_traced_thread_without_wall() -> None:
+    _, tracer, tracee = seized(PTRACE_O_TRACECLONE)
+    stack = tracee.mmap(1 << 16)
+    tid = tracee.clone(THREAD_FLAGS, stack=stack + (1 << 16))
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_CLONE)
+    assert tracer.wait4(tid, 0) == (tid, stopped(SIGTRAP, PTRACE_EVENT_STOP))
+
+
+def test_vfork_with_clone_ptrace_and_no_options_traces_the_child_only() -> None:
+    k, tracer, tracee = seized(0)
+    pid = tracee.clone(CLONE_VM | CLONE_VFORK | CLONE_PTRACE | SIGCHLD)
+    assert tracee.state == "D"  # in the vfork wait, no event stop
+    assert tracer.wait4(pid, __WALL) == (pid, stopped(SIGTRAP, PTRACE_EVENT_STOP))
+    tracer.ptrace(PTRACE_CONT, pid)
+    k.task(pid).exit(4)
+    assert tracee.state in "SR"
+    # The tracer sees the zombie first, then hands it to the real parent, whose SIGCHLD stops it.
+    assert tracer.wait4(pid, __WALL) == (pid, 4 << 8)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(forklab.SIGCHLD)
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    assert tracee.wait4(pid, 0) == (pid, 4 << 8)
+    k.check()
+
+
+def test_an_exec_from_a_thread_waits_for_the_traced_leader_and_reports_its_former_tid() -> None:
+    k, tracer, tracee = seized(PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
+    stack = tracee.mmap(1 << 16)
+    tid = tracee.clone(THREAD_FLAGS, stack=stack + (1 << 16))
+    tracer.wait4(tracee.pid, 0)
+    tracer.wait4(tid, 0)
+    tracer.ptrace(PTRACE_CONT, tid)
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    thread, leader = k.task(tid), tracee.pid
+    thread.execve("/bin/ls", ["ls"])
+    # de_thread killed the leader, which stops at its exit event (status 0: its group execs) ...
+    assert tracer.wait4(-1, __WALL | WNOHANG) == (leader, stopped(SIGTRAP, PTRACE_EVENT_EXIT))
+    assert event_message(tracer, leader) == 0
+    assert thread.state == "D"  # ... and the exec waits for it
+    tracer.ptrace(PTRACE_CONT, leader)
+    # The thread has the leader's pid now, and stops in the exec event; the message is its old tid.
+    assert tracer.wait4(-1, __WALL | WNOHANG) == (leader, stopped(SIGTRAP, PTRACE_EVENT_EXEC))
+    assert event_message(tracer, leader) == tid
+    tracer.ptrace(PTRACE_CONT, leader)
+    assert thread.getpid() == thread.gettid() == leader
+    k.check()
