@@ -489,14 +489,14 @@ def kernel_waitid(k: Machine, current: Task, which: int, upid: int, options: int
 def do_wait(k: Machine, current: Task, wo: WaitOpts, answer: Callable[[int], T], trace: bool = True) -> T:
     """Wait until a child matches (sleeping if need be); ``answer`` turns the pid found (0 under
     WNOHANG) into the call's result."""
-    from forklab.kernel.signal import task_sigpending
+    from forklab.kernel.signal import signal_pending
 
     if trace:
         trace_sched_process_wait(k, current, pid_nr(wo.wo_pid))
 
     def attempt() -> T:
         ret = __do_wait(k, current, wo)
-        if ret == -E.ERESTARTSYS and not task_sigpending(current):
+        if ret == -E.ERESTARTSYS and not signal_pending(current):
             raise WouldBlock(current.signal.wait_chldexit, attempt, TASK_INTERRUPTIBLE)
         put_pid(k, wo.wo_pid)
         if ret == -E.ERESTARTSYS:

@@ -54,12 +54,13 @@ from forklab.kernel.sched.core import sched_cgroup_fork, sched_fork, wake_up_new
 from forklab.kernel.signal import (
     SIGNAL_UNKILLABLE,
     SigPending,
+    calculate_sigpending,
     cleanup_sighand,
     copy_sighand,
     copy_signal,
     fatal_signal_pending,
     free_signal_struct,
-    task_sigpending,
+    signal_pending,
 )
 from forklab.kernel.task import (
     PF_FORKNOEXEC,
@@ -399,6 +400,7 @@ def dup_task_struct(k: Machine, current: Task) -> Task:
     p.pending_call = None
     p.ptrace_message = 0
     p.last_siginfo = None
+    p.sigpending = False  # schedule_tail works it out
     # One reference for the kernel's holders, two rcu users: the reaper and the scheduler.
     p.usage = 1
     p.rcu_users = 2
@@ -518,7 +520,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         current.signal.multiprocess.append(delayed)
     label = "fork_out"
     try:
-        if task_sigpending(current):
+        if signal_pending(current):
             raise KernelError(E.ERESTARTNOINTR, "copy_process: a signal is pending; the fork restarts after it")
         p = st.p = dup_task_struct(k, current)
 
@@ -923,6 +925,7 @@ def schedule_tail(k: Machine, p: Task) -> None:
         except KernelError:
             pass
         p.set_child_tid = 0
+    calculate_sigpending(p)
 
 
 # ---- unshare ---------------------------------------------------------------------------------

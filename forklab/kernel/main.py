@@ -160,6 +160,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.ptraced = {}
     p.ptrace = p.jobctl = p.ptrace_message = 0
     p.last_siginfo = None
+    p.sigpending = False
     p.mm = None
     p.active_mm = None
     p.cred = p.real_cred = make_init_cred(k)

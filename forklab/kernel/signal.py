@@ -224,6 +224,27 @@ def task_sigpending(t: Task) -> bool:
     return bool(t.jobctl & JOBCTL_PENDING_MASK)
 
 
+def signal_pending(t: Task) -> bool:
+    """TIF_SIGPENDING: set when the task is told of a signal, cleared once it finds none left."""
+    return t.sigpending
+
+
+def recalc_sigpending_tsk(t: Task) -> None:
+    """Set the flag if something waits for ``t``; never clears it."""
+    if task_sigpending(t):
+        t.sigpending = True
+
+
+def recalc_sigpending(t: Task) -> None:
+    t.sigpending = task_sigpending(t)
+
+
+def calculate_sigpending(t: Task) -> None:
+    """A new task's first run: signals that came while it was being made are looked for."""
+    t.sigpending = True
+    recalc_sigpending(t)
+
+
 def fatal_signal_pending(t: Task) -> bool:
     return bool(t.pending.signal & S.sigmask(S.SIGKILL))
 
@@ -341,6 +362,7 @@ def sigprocmask(k: Machine, current: Task, how: int, newset: int | None) -> int:
     else:
         raise KernelError(E.EINVAL, f"sigprocmask: how={how} is not SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK")
     current.blocked = blocked & ALL_SIGNALS
+    recalc_sigpending(current)
     return old
 
 
@@ -420,8 +442,7 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
     """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal.
 
-    "Busy" is TIF_SIGPENDING, which only signal_wake_up() sets: the signal being sent, already
-    queued, does not count.
+    "Busy" is TIF_SIGPENDING already set: the signal being sent, already queued, does not count.
     """
     from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, PF_EXITING
 
@@ -431,8 +452,7 @@ def wants_signal(k: Machine, sig: int, p: Task) -> bool:
         return True
     if p.state & (__TASK_STOPPED | __TASK_TRACED):
         return False
-    others = (p.pending.signal | p.signal.shared_pending.signal) & ~p.blocked & ~S.sigmask(sig)
-    return p is k.current or not (others or p.jobctl & JOBCTL_PENDING_MASK)
+    return p is k.current or not p.sigpending
 
 
 def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
@@ -481,6 +501,7 @@ def signal_wake_up(k: Machine, t: Task, fatal: bool) -> None:
 def signal_wake_up_state(k: Machine, t: Task, state: int) -> None:
     from forklab.kernel.sched.core import try_to_wake_up
 
+    t.sigpending = True
     if state & (__TASK_STOPPED | __TASK_TRACED) and t.state & state:
         t.jobctl &= ~(JOBCTL_STOPPED | JOBCTL_TRACED)
     woken = try_to_wake_up(k, t, TASK_INTERRUPTIBLE | state)
@@ -785,6 +806,7 @@ def ptrace_stop(k: Machine, t: Task, exit_code: int, why: int, message: int, inf
 def ptrace_stop_return(t: Task) -> int:
     """The task was let go: the signal the tracer left, and the stop's records cleared."""
     exit_code = t.exit_code
+    recalc_sigpending_tsk(t)  # signals that came during the stop passed it by
     t.last_siginfo = None
     t.ptrace_message = 0
     t.exit_code = 0

@@ -225,11 +225,11 @@ def exit_to_user_mode(k: Machine, task: Task, pending: PendingCall | None = None
     An exit that has to wait (a pid namespace's init, a ptrace exit stop) parks ``pending``, the
     call the task was making, or a new "exit" call if it was idle in user space.
     """
-    from forklab.kernel.signal import get_signal
+    from forklab.kernel.signal import get_signal, recalc_sigpending
 
     signal = task.signal
-    if not (task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl or task.last_siginfo):
-        return None  # nothing to deliver: the common case, kept cheap
+    if not (task.pending.signal or signal.flags or task.jobctl or task.last_siginfo or task.sigpending):
+        return None  # nothing to deliver (a group signal waits for a thread told of it): kept cheap
     first: int | None = None
     while alive(task) and task.state == TASK_RUNNING:
         try:
@@ -238,6 +238,7 @@ def exit_to_user_mode(k: Machine, task: Task, pending: PendingCall | None = None
             sleep(k, task, pending or PendingCall("exit", block.retry), block)
             return PARKED
         if handled is None:
+            recalc_sigpending(task)
             break
         if first is None:
             first = handled

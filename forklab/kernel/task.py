@@ -138,6 +138,7 @@ class Task:
         "set_child_tid",
         "sighand",
         "signal",
+        "sigpending",
         "stack",
         "start_boottime",
         "start_time",
@@ -201,6 +202,7 @@ class Task:
     set_child_tid: int
     sighand: SighandStruct | None
     signal: SignalStruct
+    sigpending: bool  # TIF_SIGPENDING: the task will look for signals on its way to user space
     stack: bool
     start_boottime: int
     start_time: int

@@ -340,3 +340,43 @@ def test_an_exec_from_a_thread_waits_for_the_traced_leader_and_reports_its_forme
     tracer.ptrace(PTRACE_CONT, leader)
     assert thread.getpid() == thread.gettid() == leader
     k.check()
+
+
+def test_a_group_signal_waits_for_the_thread_told_of_it() -> None:
+    """A vfork child's SIGCHLD reaches its parent before the parent stops at vfork-done: the
+    parent is the thread told of it (TIF_SIGPENDING), so a sibling thread passing through user
+    space leaves it queued; the parent takes it once let go, and, traced, stops with it."""
+    k, tracer, tracee = seized(PTRACE_O_TRACEVFORKDONE)
+    stack = tracee.mmap(1 << 16)
+    sibling = k.task(tracee.clone(THREAD_FLAGS, stack=stack + (1 << 16)))
+    k.task(tracee.vfork()).exit(2)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(SIGTRAP, PTRACE_EVENT_VFORK_DONE)
+    sibling.getpid()
+    assert sibling.status()["ShdPnd"] == f"{1 << (forklab.SIGCHLD - 1):016x}"
+    tracer.ptrace(PTRACE_CONT, tracee.pid)
+    assert tracer.wait4(tracee.pid, 0)[1] == stopped(forklab.SIGCHLD)
+    assert sibling.status()["ShdPnd"] == "0" * 16
+
+
+def test_a_new_thread_looks_for_group_signals_on_its_first_run() -> None:
+    k, _, tracee = seized(PTRACE_O_TRACEVFORKDONE)
+    stack = tracee.mmap(1 << 16)
+    sibling = k.task(tracee.clone(THREAD_FLAGS, stack=stack + (1 << 16)))
+    k.task(tracee.vfork()).exit(2)  # SIGCHLD, aimed at the parent about to stop
+    sibling.getpid()
+    assert sibling.status()["ShdPnd"] != "0" * 16
+    other = sibling.mmap(1 << 16)
+    sibling.clone(THREAD_FLAGS, stack=other + (1 << 16))  # calculate_sigpending: it takes SIGCHLD
+    assert sibling.status()["ShdPnd"] == "0" * 16
+
+
+def test_unblocking_a_pending_signal_takes_it_at_once() -> None:
+    k = forklab.boot()
+    init = k.task(1)
+    child = k.task(init.fork())
+    child.sigprocmask(forklab.SIG_BLOCK, 1 << (SIGUSR1 - 1))
+    init.kill(child.pid, SIGUSR1)
+    assert child.getpid() == child.pid  # blocked: still pending
+    with pytest.raises(forklab.TaskGoneError):  # its default action: it dies on the way back
+        child.sigprocmask(forklab.SIG_UNBLOCK, 1 << (SIGUSR1 - 1))
+    assert init.wait4(child.pid, 0) == (child.pid, SIGUSR1)
