@@ -41,6 +41,10 @@ UNSHARE_BITS = (
 PATHS = ("/bin/ls", "/bin/sh", "/sbin/getty", "/nope", "/tmp", "/dev/null")
 FILES = ("/dev/null", "/tmp/a", "/tmp/b", "/proc/self/comm", "/nope/x")
 SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGTERM", "SIGKILL", "SIGCONT", "0")
+PTRACE_OPTIONS = (
+    "PTRACE_O_TRACEFORK", "PTRACE_O_TRACEVFORK", "PTRACE_O_TRACECLONE", "PTRACE_O_TRACEEXEC", "PTRACE_O_TRACEEXIT",
+    "PTRACE_O_TRACEVFORKDONE",
+)  # fmt: skip
 WAIT_OPTIONS = ("0", "WNOHANG", "__WALL", "WNOHANG | __WALL", "__WCLONE | WNOHANG", "WNOHANG | __WNOTHREAD", "0x4000")
 
 
@@ -94,6 +98,28 @@ class Generator:
 
         return [name for name, ref in self.side.names.items() if isinstance(ref, TaskRef)]
 
+    def stopped_tracees(self, tracer: str) -> list[str]:
+        """The tasks ``tracer`` traces that sit in a ptrace stop, waiting for it."""
+        from forklab.diff.sides import TaskRef
+
+        ref = self.side.names[tracer]
+        assert isinstance(ref, TaskRef)
+        return [
+            name
+            for name, other in self.side.names.items()
+            if isinstance(other, TaskRef)
+            and other.handle is not None
+            and other.handle.alive
+            and other.handle.state == "t"
+            and other.handle.task_struct.ptrace
+            and other.handle.task_struct.parent is ref.handle.task_struct
+        ]
+
+    def tracer_of(self, name: str) -> str | None:
+        """The ready task that traces ``name``, if there is one."""
+        task = self.side.names[name].handle.task_struct
+        return next((t for t in self.ready_tasks() if name in self.stopped_tracees(t)), None) if task.ptrace else None
+
     def play(self, line: str) -> Outcome:
         """Add one step (a line of the sequence language) and run it on the model."""
         from forklab.diff.compare import run_step
@@ -130,6 +156,12 @@ class Generator:
         ready = self.ready_tasks()
         if not ready:
             return
+        tracers = [name for name in ready if self.stopped_tracees(name)]
+        # A tracer mostly lets its stopped tracees go soon, as a debugger does.
+        if tracers and self.rng.random() < 0.5:
+            tracer = self.rng.choice(tracers)
+            continue_tracee(self, tracer, self.rng.choice(self.stopped_tracees(tracer)))
+            return
         actor = self.rng.choice(ready)
         action = self.rng.choices(ACTIONS, weights=[weight for _, weight in ACTIONS])[0][0]
         action(self, actor)
@@ -155,6 +187,7 @@ def act_vfork(g: Generator, actor: str) -> None:
     child = g.fresh("t")
     g.play(f"{child} = {actor}.vfork()")
     if child in g.side.names:
+        release_newborn(g, child)
         # A vfork child runs on its parent's memory and stack: it execs, or exits (also when
         # the exec failed), as real code does.
         if g.rng.random() < 0.5 and g.play(f"{child}.execve({one_of(g.rng, PATHS)!r}, ['x'])").status == OK:
@@ -175,8 +208,9 @@ def act_clone(g: Generator, actor: str) -> None:
     extra = f", stack={stack} + 65536, parent_tid={stack}, child_tid={stack}, tls={stack}" if stack else ""
     child = g.fresh("t")
     outcome = g.play(f"{child} = {actor}.clone({flags} | {signal}{extra})")
-    if outcome.status == PENDING and child in g.side.names:
-        g.play(f"{child}.exit(0)")  # a CLONE_VFORK child: let its parent go
+    if outcome.status == PENDING and child in g.side.names and "CLONE_VFORK" in flags:
+        release_newborn(g, child)
+        g.play(f"{child}.exit(0)")  # let its parent go
 
 
 def act_clone3(g: Generator, actor: str) -> None:
@@ -188,7 +222,8 @@ def act_clone3(g: Generator, actor: str) -> None:
     child = g.fresh("t")
     outcome = g.play(f"{child} = {actor}.clone3(flags={flags}, exit_signal={signal}, pidfd={word} + 8, "
                      f"child_tid={word}, parent_tid={word} + 4{stack}{set_tid})")  # fmt: skip
-    if outcome.status == PENDING and child in g.side.names:
+    if outcome.status == PENDING and child in g.side.names and "CLONE_VFORK" in flags:
+        release_newborn(g, child)
         g.play(f"{child}.exit(0)")
 
 
@@ -304,6 +339,42 @@ def act_pdeath(g: Generator, actor: str) -> None:
     g.play(f"{actor}.prctl(PR_SET_PDEATHSIG, {one_of(g.rng, ('SIGKILL', 'SIGUSR1', '0'))})")
 
 
+def act_ptrace(g: Generator, actor: str) -> None:
+    """Attach to a task (seized with some event options, or attached), or let a stopped tracee go."""
+    stopped = g.stopped_tracees(actor)
+    if stopped:
+        continue_tracee(g, actor, g.rng.choice(stopped))
+        return
+    targets = tuple(name for name in g.tasks() if name != "t0")
+    if not targets:
+        return
+    target = one_of(g.rng, targets)
+    if g.rng.random() < 0.7:
+        g.play(f"{actor}.ptrace(PTRACE_SEIZE, {target}, 0, {some_of(g.rng, PTRACE_OPTIONS, 3)})")
+    else:
+        g.play(f"{actor}.ptrace(PTRACE_ATTACH, {target})")
+
+
+def continue_tracee(g: Generator, tracer: str, tracee: str) -> None:
+    """What a debugger does at a stop: wait for it, perhaps read the event's message or change the
+    options, and continue."""
+    g.play(f"{tracer}.wait4({tracee}, __WALL | WNOHANG)")
+    if g.rng.random() < 0.3:
+        words = words_for(g, tracer)
+        g.play(f"{tracer}.ptrace(PTRACE_GETEVENTMSG, {tracee}, 0, {words})")
+        g.play(f"{tracer}.peek({words}, 8)")
+    if g.rng.random() < 0.2:
+        g.play(f"{tracer}.ptrace(PTRACE_SETOPTIONS, {tracee}, 0, {some_of(g.rng, PTRACE_OPTIONS, 3)})")
+    g.play(f"{tracer}.ptrace(PTRACE_CONT, {tracee}, 0, 0)")
+
+
+def release_newborn(g: Generator, child: str) -> None:
+    """A vfork child traced from birth is stopped: its tracer lets it go, so it can exec or exit."""
+    tracer = g.tracer_of(child)
+    if tracer is not None:
+        continue_tracee(g, tracer, child)
+
+
 def words_for(g: Generator, actor: str) -> str:
     """A mapping of ``actor``'s to hold tid and pidfd words."""
     own = g.maps_of(actor)
@@ -338,6 +409,7 @@ ACTIONS: tuple[tuple[Callable[[Generator, str], None], int], ...] = (
     (act_memory, 6),
     (act_pdeath, 2),
     (act_subreaper, 2),
+    (act_ptrace, 3),
 )
 
 
