@@ -115,6 +115,24 @@ class Generator:
             and other.handle.task_struct.parent is ref.handle.task_struct
         ]
 
+    def group_of(self, name: str) -> object:
+        return self.side.names[name].handle.task_struct.signal
+
+    def tracing_groups(self, name: str) -> list[object]:
+        """The thread groups that trace ``name``'s group, or trace one of those, and so on. None of
+        them may be traced by it: killed, tracers in a ring each stop on their way out (exit
+        event) waiting for the other, for ever, and the host sandbox could not be torn down."""
+        found: list[object] = []
+        todo = [self.group_of(name)]
+        while todo:
+            group = todo.pop()
+            for thread in group.thread_head:  # type: ignore[attr-defined]
+                tracer = thread.parent.signal if thread.ptrace and thread.parent is not None else None
+                if tracer is not None and all(tracer is not seen for seen in found):
+                    found.append(tracer)
+                    todo.append(tracer)
+        return found
+
     def tracer_of(self, name: str) -> str | None:
         """The ready task that traces ``name``, if there is one."""
         task = self.side.names[name].handle.task_struct
@@ -345,7 +363,10 @@ def act_ptrace(g: Generator, actor: str) -> None:
     if stopped:
         continue_tracee(g, actor, g.rng.choice(stopped))
         return
-    targets = tuple(name for name in g.tasks() if name != "t0")
+    above = g.tracing_groups(actor)
+    targets = tuple(
+        name for name in g.tasks() if name != "t0" and all(g.group_of(name) is not group for group in above)
+    )
     if not targets:
         return
     target = one_of(g.rng, targets)

@@ -71,6 +71,7 @@ STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve", "ptrace", "
 EXIT_SECOND_LOOK = 0.005  # seconds
 RELEASE_GRACE = 0.001  # seconds
 SECOND_LOOK = 0.0003  # seconds
+TEARDOWN = 10.0  # seconds a killed sandbox may take to be gone
 SETTLE = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005)
 
 
@@ -218,18 +219,51 @@ class _Holdings:
             self.cgroup.remove()
 
     def _kill_init(self) -> None:
-        """SIGKILL pid 1 (the kernel kills its whole pid namespace), then reap it."""
+        """SIGKILL pid 1 (the kernel kills its whole pid namespace) and every other task, then reap
+        pid 1 once the rest are gone.
+
+        Every task, because a task killed while traced with PTRACE_O_TRACEEXIT stops on its way
+        out until its tracer lets it go, and a dying group takes no more signals: the tracers
+        must die too (an untraced one dies at once and frees its tracees). Tracers that trace
+        each other in a ring would wait for ever: after TEARDOWN seconds this gives up and says so.
+        """
         if self.init_pid is None:
             return
         if self.init_pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self.init_pidfd, signal.SIGKILL)
+            self._kill_the_rest()
+            # POLLIN once pid 1 has exited, which it does after every other task of its namespace.
+            gone = select.poll()
+            gone.register(self.init_pidfd, select.POLLIN)
+            exited = bool(gone.poll(TEARDOWN * 1000))
             os.close(self.init_pidfd)
             self.init_pidfd = None
-        # Pid 1 is reaped only after every other task of its namespace: nothing survives this.
+            if not exited:
+                self.init_pid = None
+                raise HostError(f"the sandbox's tasks were still held in ptrace stops {TEARDOWN} s after SIGKILL")
         with contextlib.suppress(ChildProcessError):  # reaped already if this process ignores SIGCHLD
             os.waitpid(self.init_pid, 0)
         self.init_pid = None
+
+    def _kill_the_rest(self) -> None:
+        """SIGKILL each task of the sandbox's cgroup, through a pidfd opened while it was still
+        listed there (so a host tid reused meanwhile is never signalled)."""
+        if self.cgroup is None:
+            return
+        fds: dict[int, int] = {}
+        try:
+            for tid in self.cgroup.threads():
+                with contextlib.suppress(ProcessLookupError):
+                    fds[tid] = os.pidfd_open(tid, PIDFD_THREAD)
+            listed = set(self.cgroup.threads())
+            for tid, fd in fds.items():
+                if tid in listed:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
 
 def _revents(fd: int) -> int:

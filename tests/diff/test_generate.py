@@ -3,11 +3,13 @@ the smallest subsequence that still fails."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 from forklab.diff.campaign import scenario_text
-from forklab.diff.generate import random_scenario, shrink
-from forklab.diff.script import Scenario, parse
+from forklab.diff.generate import Generator, act_ptrace, random_scenario, shrink
+from forklab.diff.script import Scenario, Sym, parse
+from forklab.diff.sides import ModelSide
 
 
 def test_same_seed_same_sequence() -> None:
@@ -50,3 +52,15 @@ def test_shrink_finds_the_smallest_failing_subsequence() -> None:
 
     smallest = shrink(scenario, fails)
     assert [step.call for step in smallest.steps] == ["kill", "getppid"]
+
+
+def test_a_tracee_never_attaches_to_its_tracer() -> None:
+    """Tracers in a ring would each stop in their exit event, waiting for the other, for ever."""
+    for seed in range(20):
+        g = Generator(random.Random(seed), ModelSide())
+        for line in ("t1 = t0.fork()", "t2 = t0.fork()", "t3 = t2.fork()", "t1.ptrace(PTRACE_SEIZE, t2, 0, 0)"):
+            g.play(line)
+        g.play("t2.ptrace(PTRACE_SEIZE, t3, 0, 0)")
+        act_ptrace(g, "t3")
+        step = g.steps[-1]
+        assert step.args[1] not in (Sym("t1"), Sym("t2")), (seed, step)

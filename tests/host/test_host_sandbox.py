@@ -30,12 +30,14 @@ from forklab.uapi import (
     PTRACE_CONT,
     PTRACE_EVENT_FORK,
     PTRACE_EVENT_STOP,
+    PTRACE_O_TRACEEXIT,
     PTRACE_O_TRACEFORK,
     PTRACE_SEIZE,
     RLIMIT_NOFILE,
     SIGKILL,
     SIGTRAP,
 )
+from forklab.uapi.sched import THREAD_FLAGS
 from forklab.uapi.wait import __WALL, WNOHANG
 
 pytestmark = pytest.mark.host
@@ -177,6 +179,23 @@ def test_nothing_survives_a_sandbox(trace: bool) -> None:
         init.call("vfork")  # the parent stays asleep: teardown must cope
         pidfds = _pidfds(sb)
         assert len(pidfds) == 4
+        cgroup = sb.cgroup_path
+    assert _all_released(pidfds)
+    assert cgroup is not None and not os.path.exists(cgroup)
+
+
+def test_teardown_frees_a_thread_of_pid_1_held_by_its_tracer() -> None:
+    """Killed while traced with PTRACE_O_TRACEEXIT, a thread of pid 1 stops on its way out; pid
+    1's group is then not dead, so its namespace is not killed, and only the tracer's death lets
+    the thread go: teardown kills every task, not pid 1 alone."""
+    with Sandbox(timeout=5.0) as sb:
+        init = sb.init
+        stack = init.call("mmap", 65536).ret
+        thread = init.call("clone", THREAD_FLAGS, stack + 65536).child
+        tracer = init.call("fork").child
+        assert thread is not None and tracer is not None
+        assert tracer.call("ptrace", PTRACE_SEIZE, thread.pid, 0, PTRACE_O_TRACEEXIT).ret == 0
+        pidfds = [os.pidfd_open(task.host_pid, os.O_EXCL) for task in sb.tasks()]  # PIDFD_THREAD
         cgroup = sb.cgroup_path
     assert _all_released(pidfds)
     assert cgroup is not None and not os.path.exists(cgroup)
