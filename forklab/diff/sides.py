@@ -161,15 +161,18 @@ class ModelSide:
         if name in ("exit", "exit_group"):
             # An exit that has to wait (a pid namespace's init) is asleep, not gone.
             return Outcome(GONE) if not actor.alive else Outcome(PENDING, actor=actor)
+        # The result is known, but the task stopped on its way back to user space (a vfork
+        # parent's wait, a signal to itself that a tracer hears of): the call ends when it runs again.
+        parked = actor.task_struct.pending_call is not None
         if spec(name).result == TASK:
             child = actor.task(result)
-            if actor.task_struct.pending_call is not None:
-                # vfork: the child's pid is known now, the parent's call ends when it runs again.
+            if parked:
                 return Outcome(PENDING, child=child, raw=result, actor=actor)
             return Outcome(OK, result, child=child)
-        if spec(name).result == NONE:
-            return Outcome(OK, 0)  # what the system call itself returns
-        return Outcome(OK, normalize(name, result), raw=result)
+        value = 0 if spec(name).result == NONE else normalize(name, result)  # NONE: what the call returns
+        if parked:
+            return Outcome(PENDING, raw=value, actor=actor)
+        return Outcome(OK, value, raw=None if spec(name).result == NONE else result)
 
     def finished(self, outcome: Outcome) -> Outcome | None:
         """The final outcome of a pending call, once it has one."""
