@@ -2,6 +2,8 @@
 
 forklab demo        the process tree from swapper to a shell, and what fork does
 forklab diff        the same system calls on the model and on this machine's kernel, compared
+forklab trace       a scenario's path through the kernel's functions, as ftrace shows it
+forklab step        a scenario stopped in the kernel's functions, as gdb stops it
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from rich.console import Console
 from forklab import __version__
 from forklab.cli.demo import run_demo
 from forklab.cli.diff import diff
+from forklab.cli.step import step
+from forklab.cli.trace import trace
 from forklab.kernel.version import DEFAULT_VERSION, PROFILES
 
 
@@ -44,6 +48,8 @@ def demo(kernel_version: str) -> None:
 
 
 main.add_command(diff)
+main.add_command(trace)
+main.add_command(step)
 
 if __name__ == "__main__":
     main()

@@ -85,9 +85,12 @@ class FuncRecord(NamedTuple):
 class Frame:
     """A traced function under way: what a debugger shows of it."""
 
-    __slots__ = ("args", "depth", "error", "name", "parent", "result", "task", "ts")
+    __slots__ = ("args", "depth", "error", "fn", "name", "parent", "result", "task", "ts")
 
-    def __init__(self, name: str, parent: str, args: tuple[Any, ...], task: Task, depth: int, ts: int) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], name: str, parent: str, args: tuple[Any, ...], task: Task, depth: int, ts: int
+    ) -> None:
+        self.fn = fn  # the model's function (its Python name is the current kernel name)
         self.name = name
         self.parent = parent
         self.args = args
@@ -114,7 +117,8 @@ class FunctionTracer:
     def enter(self, k: Machine, name: str, args: tuple[Any, ...]) -> Frame:
         task = k.current or k.init_task
         stack = self.stack
-        frame = Frame(self.names[name], stack[-1].name if stack else "", args, task, len(stack), k.now)
+        parent = stack[-1].name if stack else ""
+        frame = Frame(TRACED[name], self.names[name], parent, args, task, len(stack), k.now)
         stack.append(frame)
         self.record(k, ENTRY, frame, frame.ts, 0)
         if self.listener is not None:

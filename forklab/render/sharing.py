@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from forklab.api import TaskHandle
+from forklab.kernel.task import Task
 
 RESOURCES = (
     ("address space (mm)", "mm"),
@@ -17,17 +18,22 @@ RESOURCES = (
 )
 
 
-def relation(parent: TaskHandle, child: TaskHandle, field: str) -> str:
-    mine = getattr(parent.task_struct, field)
-    theirs = getattr(child.task_struct, field)
+def relation(parent: Task, child: Task, field: str) -> str:
+    mine = getattr(parent, field)
+    theirs = getattr(child, field)
     if theirs is None:
         return "none"
     return "shared" if mine is theirs else "copied"
 
 
+def task_relations(parent: Task, child: Task) -> list[str]:
+    """How the child's task_struct relates to its parent's for each resource, now."""
+    return [relation(parent, child, field) for _, field in RESOURCES]
+
+
 def relations(parent: TaskHandle, child: TaskHandle) -> list[str]:
     """How the child relates to its parent for each resource, now (take it right after the clone)."""
-    return [relation(parent, child, field) for _, field in RESOURCES]
+    return task_relations(parent.task_struct, child.task_struct)
 
 
 def sharing_table(columns: list[tuple[str, list[str]]]) -> Table:
