@@ -20,7 +20,7 @@ from forklab.kernel import task as task_h
 from forklab.kernel.ftrace import ENTRY, Frame, FunctionTracer
 from forklab.kernel.pid import Pid
 from forklab.kernel.task import Task
-from forklab.render.sharing import RESOURCES, task_relations
+from forklab.render.sharing import RESOURCES, relation
 
 PROMPT = "(forklab) "
 HELP = "s: step into the next function; n: next at this depth; c: continue; p: print the task; bt: backtrace; q: quit"
@@ -183,9 +183,9 @@ def sharing_line(parent: Task, child: Task) -> str:
     """Which structures the child shares with its parent so far (dup_task_struct copied every
     pointer; each copy_* step then keeps the parent's or puts its own)."""
     kinds: dict[str, list[str]] = {}
-    for (_, field), relation in zip(RESOURCES, task_relations(parent, child), strict=True):
-        kinds.setdefault(relation, []).append(field)
-    return "\n".join(f"  {relation:<9} {' '.join(fields)}" for relation, fields in kinds.items())
+    for resource in RESOURCES:
+        kinds.setdefault(relation(parent, child, resource), []).append(resource.short)
+    return "\n".join(f"  {kind:<9} {' '.join(fields)}" for kind, fields in kinds.items())
 
 
 def describe_frame(frame: Frame, child: Task | None) -> str:

@@ -120,12 +120,9 @@ def forklab_command() -> list[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (
-            ["step", "SEQ", "--break", "copy_proces"],
-            "Error: --break copy_proces: not a traced kernel function; did you mean copy_process?",
-        ),
-        (["trace", "SEQ", "--format", "xml"], "Error: Invalid value for '--format'"),
-        (["trace", "missing.forklab"], "Error: missing.forklab: cannot read it: No such file or directory"),
+        (["step", "SEQ", "--break", "copy_proces"], "--break copy_proces: not a traced kernel function; did you mean"),
+        (["trace", "SEQ", "--format", "xml"], "Invalid value for '--format'"),
+        (["trace", "missing.forklab"], "missing.forklab: cannot read it: No such file or directory"),
     ],
 )
 def test_bad_input_is_one_line(sequence: Path, args: list[str], message: str) -> None:
@@ -133,4 +130,4 @@ def test_bad_input_is_one_line(sequence: Path, args: list[str], message: str) ->
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert message in result.stderr
-    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+    assert len(result.stderr.strip().splitlines()) == 1
