@@ -14,6 +14,8 @@ from rich.table import Table
 
 import forklab
 from forklab import CLONE_SIGHAND, PTHREAD_FLAGS, SyscallError
+from forklab.kernel import ftrace
+from forklab.render.ftrace import function_graph
 from forklab.render.sharing import relations, sharing_table
 from forklab.render.tree import process_tree
 from forklab.uapi.flags import decode_clone_flags
@@ -24,6 +26,7 @@ class Demo:
     kernel: forklab.Kernel
     story: list[tuple[str, str]] = field(default_factory=list)  # (what happened, how it went), in order
     sharing: list[tuple[str, list[str]]] = field(default_factory=list)  # each child's relations, as it was made
+    fork_graph: str = ""  # the shell's fork as the function_graph tracer prints it
 
     def tell(self, what: str, how: str) -> None:
         self.story.append((what, how))
@@ -59,7 +62,10 @@ def login_chain(demo: Demo) -> forklab.TaskHandle:
 
 def in_the_shell(demo: Demo, shell: forklab.TaskHandle) -> None:
     """A fork+exec, a thread as pthread_create makes it, a vfork+exec, and a refused clone."""
-    demo.sharing.append(("fork", spawn(demo, shell, "/bin/ls")[1]))
+    k = demo.kernel
+    with ftrace.tracing(k.machine) as tracer:
+        demo.sharing.append(("fork", spawn(demo, shell, "/bin/ls")[1]))
+    demo.fork_graph = function_graph(tracer.records, k.machine.nr_cpu_ids, graph_function="copy_process")
     stack = shell.mmap(1 << 16)
     tid_word = shell.mmap(4096)
     tid = shell.clone(PTHREAD_FLAGS, stack=stack + (1 << 16), parent_tid=tid_word, child_tid=tid_word, tls=stack)
@@ -104,6 +110,8 @@ def run_demo(console: Console, version: str) -> None:
     console.print(story_table(demo))
     console.print(process_tree(k))
     console.print(sharing_table(demo.sharing))
+    console.rule("the shell's fork in the kernel, as function_graph prints it")
+    console.print(demo.fork_graph.rstrip(), soft_wrap=True, markup=False, highlight=False)
     console.rule("tracepoints of the shell's calls, as /sys/kernel/tracing/trace prints them")
     console.print(k.trace_text().rstrip(), soft_wrap=True, markup=False, highlight=False)
     k.check()

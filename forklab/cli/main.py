@@ -6,6 +6,8 @@ forklab explain     what the kernel does with a clone flag word, and why
 forklab tree        the process tree a scenario leaves (text, SVG, PNG)
 forklab ps          its tasks; forklab status PID: one task's /proc/PID/status
 forklab diff        the same system calls on the model and on this machine's kernel, compared
+forklab trace       a scenario's path through the kernel's functions, as ftrace shows it
+forklab step        a scenario stopped in the kernel's functions, as gdb stops it
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from forklab.cli.diff import diff
 from forklab.cli.explain import explain
 from forklab.cli.run import run
 from forklab.cli.show import ps, status, tree
+from forklab.cli.step import step
+from forklab.cli.trace import trace
 from forklab.kernel.version import DEFAULT_VERSION, PROFILES
 
 
@@ -83,6 +87,8 @@ main.add_command(run)
 main.add_command(tree)
 main.add_command(ps)
 main.add_command(status)
+main.add_command(trace)
+main.add_command(step)
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from forklab.kernel.cred import copy_creds, exit_creds, nproc_over_limit, unchar
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs.file import File, copy_files, exit_files, fd_install, fput, put_unused_fd
 from forklab.kernel.fs.fs_struct import copy_fs, exit_fs
+from forklab.kernel.ftrace import traced
 from forklab.kernel.futex import futex_hash_allocate_default
 from forklab.kernel.ipc import copy_semundo, exit_sem
 from forklab.kernel.mm.mm import MMF_MULTIPROCESS, TASK_SIZE, access_ok, copy_from_user, copy_mm, mmput, put_user_u32
@@ -343,6 +344,7 @@ def unwind(k: Machine, current: Task, st: ForkState, label: str) -> None:
 # ---- dup_task_struct ------------------------------------------------------------------------
 
 
+@traced
 def dup_task_struct(k: Machine, current: Task) -> Task:
     """A new task_struct and kernel stack, a copy of the parent's (arch_dup_task_struct)."""
     k.kmem_cache_alloc(current, "task_struct")
@@ -445,6 +447,7 @@ def put_task_struct_rcu_user(k: Machine, p: Task) -> None:
 # ---- copy_thread (arch/x86/kernel/process.c) -------------------------------------------------
 
 
+@traced
 def copy_thread(k: Machine, current: Task, p: Task, args: KernelCloneArgs) -> None:
     """The child's registers: the parent's user frame with 0 as the return value, a new stack
     pointer if one was given, a new TLS base with CLONE_SETTLS. A kernel thread instead gets a
@@ -479,6 +482,7 @@ def kthread_fn_name(args: KernelCloneArgs) -> str | None:
 # ---- copy_process ------------------------------------------------------------------------------
 
 
+@traced
 def copy_process(k: Machine, current: Task, pid: object, trace: int, args: KernelCloneArgs) -> Task:
     """Create the new task, not yet running; raise KernelError after undoing what was done."""
     clone_flags = args.flags
@@ -684,6 +688,7 @@ def copy_oom_score_adj(clone_flags: int, p: Task) -> None:
         p.mm.flags |= MMF_MULTIPROCESS
 
 
+@traced
 def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
     """CLONE_IO shares the io_context; the model's tasks never have one, so nothing is shared."""
     ioc = current.io_context
@@ -695,6 +700,7 @@ def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
 # ---- kernel_clone and the entry points ---------------------------------------------------------
 
 
+@traced
 def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
     """Create the task, wake it, and return its pid as the caller sees it."""
     clone_flags = args.flags
@@ -740,6 +746,7 @@ def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
     return rest()
 
 
+@traced
 def wait_for_vfork_done(k: Machine, current: Task, child: Task, vfork: Completion, pid: Pid, nr: int) -> int:
     """The vfork parent sleeps (killable) until the child execs or exits and releases the mm."""
 
@@ -913,6 +920,7 @@ def fork_idle(k: Machine, current: Task, cpu: int) -> Task:
     return p
 
 
+@traced
 def schedule_tail(k: Machine, p: Task) -> None:
     """The child's first moments in ret_from_fork: CLONE_CHILD_SETTID is written by the child itself."""
     from forklab.kernel.pid import pid_nr_ns
@@ -959,6 +967,7 @@ def check_unshare_flags(current: Task, unshare_flags: int) -> None:
         raise KernelError(E.EINVAL, "unshare: CLONE_VM while the address space is shared")
 
 
+@traced
 def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
     """unshare(2): implied flags, the checks, then new fs/files/creds/namespaces, committed together."""
     from forklab.kernel.cred import commit_creds, ns_capable, prepare_creds, put_cred, set_cred_ucounts

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from forklab.kernel.errors import KernelError, NotModelled
 from forklab.kernel.fs.file import File, alloc_file, fd_install, fget, get_unused_fd_flags, put_unused_fd
 from forklab.kernel.fs.vfs import Inode, InodeOps
+from forklab.kernel.ftrace import traced
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_TGID, Pid, get_pid, pid_has_task, put_pid
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
@@ -51,6 +52,7 @@ def pidfd_file_create(k: Machine, current: Task, pid: Pid, flags: int) -> File:
     return file
 
 
+@traced
 def __pidfd_prepare(k: Machine, current: Task, pid: Pid, flags: int) -> tuple[int, File]:
     """Reserve an O_CLOEXEC fd and a pidfs file for ``pid``; the caller installs it."""
     fd = get_unused_fd_flags(k, current, O_CLOEXEC)

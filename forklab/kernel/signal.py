@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, TASK_INTERRUPTIBLE, TASK_RUNNING, TASK_WAKEKILL
 from forklab.kernel.version import Behaviour
 from forklab.kernel.wait import WaitQueue
@@ -164,6 +165,7 @@ class SignalStruct:
 # ---- fork: copy_sighand / copy_signal and their undo -----------------------------------
 
 
+@traced
 def copy_sighand(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     if clone_flags & CLONE_SIGHAND:
         sighand = current.sighand
@@ -193,6 +195,7 @@ def flush_signal_handlers(sighand: SighandStruct, force_default: bool) -> None:
     )
 
 
+@traced
 def copy_signal(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     if clone_flags & CLONE_THREAD:
         return
@@ -849,6 +852,7 @@ def wake_up_state(k: Machine, t: Task, state: int) -> None:
 # ---- telling the parent --------------------------------------------------------------------
 
 
+@traced
 def do_notify_parent(k: Machine, tsk: Task, sig: int) -> bool:
     """Send the exit signal for ``tsk`` to its parent; returns True if the child reaps itself."""
     from forklab.kernel.pid import pid_nr_ns

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.sched.core import charge, deactivate_task
 from forklab.kernel.task import PF_EXITING, TASK_DEAD, TASK_RUNNING, Task
 from forklab.kernel.wait import WaitQueue, WouldBlock
@@ -197,6 +198,7 @@ def run_woken(k: Machine) -> None:
         k.current = saved
 
 
+@traced
 def ret_from_fork(k: Machine, p: Task) -> None:
     """A new task's first run: schedule_tail, then its kernel function or the return to user space."""
     from forklab.kernel.fork import schedule_tail

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.sched.fair import (
     SCHED_PRIO_TO_WEIGHT,
     account_dequeue,
@@ -98,6 +99,7 @@ def set_load_weight(p: Task) -> None:
     p.se.weight = SCHED_PRIO_TO_WEIGHT[max(0, min(39, p.static_prio - 100))]
 
 
+@traced
 def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
     """The child starts TASK_NEW (no wakeup can queue it yet) with the parent's normal priority."""
     p.se = SchedEntity(current.se.weight, sched_base_slice(k.nr_cpu_ids))
@@ -119,6 +121,7 @@ def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
         raise KernelError(E.EAGAIN, "sched_fork: a SCHED_DEADLINE task cannot fork without SCHED_RESET_ON_FORK")
 
 
+@traced
 def sched_cgroup_fork(k: Machine, current: Task, p: Task) -> None:
     """The child is set on the parent's CPU until wake_up_new_task balances it."""
     p.cpu = current.cpu
@@ -154,6 +157,7 @@ def deactivate_task(k: Machine, p: Task) -> None:
     account_dequeue(rq.cfs, p.se)
 
 
+@traced
 def wake_up_new_task(k: Machine, p: Task) -> None:
     """TASK_RUNNING, a CPU by fork balancing, enqueued with initial placement."""
     from forklab.kernel.trace import trace_sched_wakeup_new
