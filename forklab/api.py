@@ -45,7 +45,7 @@ from forklab.kernel.version import DEFAULT_VERSION
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY
 from forklab.uapi.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
-from forklab.uapi.sched import CLONE_ARGS_FIELDS, SCHED_ATTR_SIZE_VER1, SCHED_ATTR_WIDTHS, SchedAttr
+from forklab.uapi.sched import CLONE_ARGS_FIELDS, SCHED_ATTR_SIZE_VER1, SchedAttr, pack_sched_attr
 from forklab.uapi.wait import WaitidInfo
 
 __all__ = ["Kernel", "KernelPanic", "Pending", "SyscallError", "TaskBlocked", "TaskGoneError", "TaskHandle", "boot"]
@@ -463,11 +463,7 @@ class TaskHandle:
         size: int = SCHED_ATTR_SIZE_VER1,
     ) -> None:
         """struct sched_attr field by field; ``size`` is its size field (0 means the first version)."""
-        fields = (size, policy, flags, nice, priority, runtime, deadline, period, util_min, util_max)
-        raw = b"".join(
-            (value & (1 << 8 * width) - 1).to_bytes(width, "little")
-            for value, width in zip(fields, SCHED_ATTR_WIDTHS, strict=True)
-        )
+        raw = pack_sched_attr((size, policy, flags, nice, priority, runtime, deadline, period, util_min, util_max))
 
         def copy_in() -> SchedAttr:
             return ksched.sched_attr_from(size & 0xFFFFFFFF, lambda usize: raw[:usize].ljust(len(raw), b"\0"))

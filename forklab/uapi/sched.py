@@ -95,6 +95,14 @@ SCHED_ATTR_LAYOUT = "<IIQiIQQQII"  # struct sched_attr, field by field, as Sched
 SCHED_ATTR_WIDTHS = tuple(struct.calcsize(code) for code in SCHED_ATTR_LAYOUT[1:])  # bytes per field
 
 
+def pack_sched_attr(fields: tuple[int, ...]) -> bytes:
+    """The struct's bytes from its field values, each cut to its C width (-1 is all ones)."""
+    return b"".join(
+        (value & (1 << 8 * width) - 1).to_bytes(width, "little")
+        for value, width in zip(fields, SCHED_ATTR_WIDTHS, strict=True)
+    )
+
+
 class SchedAttr(NamedTuple):
     """struct sched_attr (uapi/linux/sched/types.h), in its field order."""
 
