@@ -23,7 +23,16 @@ from forklab.kernel.fs.fs_struct import copy_fs, exit_fs
 from forklab.kernel.ftrace import traced
 from forklab.kernel.futex import futex_hash_allocate_default
 from forklab.kernel.ipc import copy_semundo, exit_sem
-from forklab.kernel.mm.mm import MMF_MULTIPROCESS, TASK_SIZE, access_ok, copy_from_user, copy_mm, mmput, put_user_u32
+from forklab.kernel.mm.mm import (
+    MMF_MULTIPROCESS,
+    TASK_SIZE,
+    access_ok,
+    copy_from_user,
+    copy_mm,
+    copy_struct_from_user,
+    mmput,
+    put_user_u32,
+)
 from forklab.kernel.nsproxy import copy_namespaces, exit_nsproxy_namespaces
 from forklab.kernel.pid import (
     PIDTYPE_PGID,
@@ -835,12 +844,7 @@ def copy_clone_args_from_user(k: Machine, current: Task, uargs: int, usize: int)
         raise KernelError(E.EINVAL, f"clone3: size {usize} is smaller than CLONE_ARGS_SIZE_VER0 (64)")
     ksize = len(CLONE_ARGS_FIELDS) * 8
     mm = current.mm
-    if usize > ksize:
-        # check_zeroed_user(): a newer caller's extra fields must all be zero.
-        tail = copy_from_user(mm, uargs + ksize, usize - ksize)
-        if any(tail):
-            raise KernelError(E.E2BIG, "clone3: the struct has non-zero bytes past the fields this kernel knows")
-    raw = copy_from_user(mm, uargs, min(usize, ksize)).ljust(ksize, b"\0")
+    raw = copy_struct_from_user(mm, uargs, ksize, usize)
     fields = {name: int.from_bytes(raw[i * 8 : i * 8 + 8], "little") for i, name in enumerate(CLONE_ARGS_FIELDS)}
 
     def read_set_tid(addr: int, count: int) -> tuple[int, ...]:

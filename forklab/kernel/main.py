@@ -154,7 +154,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.policy = SCHED_NORMAL
     p.rt_priority = 0
     p.sched_reset_on_fork = False
-    p.se = SchedEntity(1024, sched_base_slice(k.nr_cpu_ids))
+    p.se = SchedEntity(1024, sched_base_slice(k))
     p.real_parent = p.parent = p.group_leader = p
     p.children = {}
     p.ptraced = {}
