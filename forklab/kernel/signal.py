@@ -910,7 +910,7 @@ def wake_up_parent(k: Machine, p: Task, parent: Task) -> None:
     """__wake_up_parent(): wake whoever waits in wait4/waitid for the parent's children."""
     from forklab.kernel.wait import wake_up
 
-    wake_up(k, parent.signal.wait_chldexit)
+    wake_up(k, parent.signal.wait_chldexit, key=p)
 
 
 # ---- kill(2), tgkill(2) ------------------------------------------------------------------------

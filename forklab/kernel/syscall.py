@@ -148,7 +148,7 @@ def sleep(k: Machine, task: Task, pending: PendingCall, block: WouldBlock) -> Pe
     if block.value is not None:
         pending.known = block.value
     if block.wq is not None:
-        block.wq.add(task)
+        block.wq.add(task, block.wake_if)
     task.pending_call = pending
     return pending
 

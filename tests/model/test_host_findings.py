@@ -294,3 +294,18 @@ def test_a_caller_that_stops_on_its_way_out_is_pending(k: forklab.Kernel, init: 
     init.kill(child.pid, forklab.SIGCONT)
     assert result.done and result.result() == (stop if call == "sigprocmask" else None)
     k.check()
+
+
+def test_a_waiter_wakes_only_for_a_child_it_waits_for(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """wait4(0) asleep while its only child moved to another process group: that child's exit
+    does not wake it (child_wait_callback), so it sleeps on rather than fail with ECHILD."""
+    parent = init.task(init.fork())
+    child = parent.task(parent.fork())
+    waiting = parent.wait4(0, forklab.__WALL)
+    assert isinstance(waiting, forklab.Pending)
+    child.setpgid(0, 0)
+    child.exit(0)
+    assert not waiting.done and parent.state == "S"
+    init.kill(parent.pid, SIGTERM)
+    assert init.wait4(parent.pid) == (parent.pid, SIGTERM)
+    k.check()
