@@ -64,11 +64,13 @@ from forklab.kernel.sched.core import sched_cgroup_fork, sched_fork, wake_up_new
 from forklab.kernel.signal import (
     SIGNAL_UNKILLABLE,
     SigPending,
+    calculate_sigpending,
     cleanup_sighand,
     copy_sighand,
     copy_signal,
     fatal_signal_pending,
     free_signal_struct,
+    recalc_sigpending,
     task_sigpending,
 )
 from forklab.kernel.task import (
@@ -531,6 +533,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         current.signal.multiprocess.append(delayed)
     label = "fork_out"
     try:
+        recalc_sigpending(current)
         if task_sigpending(current):
             raise KernelError(E.ERESTARTNOINTR, "copy_process: a signal is pending; the fork restarts after it")
         p = st.p = dup_task_struct(k, current)
@@ -562,6 +565,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         p.ptraced = {}
         p.vfork_done = None
         p.pending = SigPending()
+        p.tif_sigpending = False
         p.io_context = None
         p.jobctl = 0
         cgroup_fork(k, p)
@@ -935,6 +939,7 @@ def schedule_tail(k: Machine, p: Task) -> None:
         except KernelError:
             pass
         p.set_child_tid = 0
+    calculate_sigpending(p)
 
 
 # ---- unshare ---------------------------------------------------------------------------------

@@ -49,6 +49,11 @@ class Behaviour(enum.Enum):
     PER_NS_PID_MAX = ("6.14", "range 6.12-6.14", "each pid namespace has its own pid_max")
     FUTEX_PRIVATE_HASH = ("6.16", "unverified", "first thread allocates the process futex hash")
     EXIT_TRACE_GROUP_DEAD = ("6.16", "unverified", "sched_process_exit prints group_dead")
+    PIDFD_OPEN_THREAD_ENOENT = (
+        "6.16",
+        "host 6.18.44",
+        "pidfd_open of a thread without PIDFD_THREAD: ENOENT, not EINVAL",
+    )
 
     @property
     def since(self) -> tuple[int, int]:
