@@ -86,7 +86,7 @@ def make_call(caller: TaskHandle, call: Call) -> int:
 
 
 def flag_table(call: Call) -> Table:
-    table = Table(title=f"{call.name} flags {call.flags:#x}", show_header=False, box=None)
+    table = Table(title=f"{call.name} flags {call.flags:#x}", title_justify="left", show_header=False, box=None)
     for name in flag_names(call.flags, with_signal=call.name == "clone"):
         value = parse_clone_flags(name)
         table.add_row(name, f"exit signal {value}" if value == call.exit_signal else f"{value:#010x}")
@@ -111,9 +111,9 @@ def show_child(console: Console, caller: TaskHandle, child: TaskHandle) -> None:
         handle = caller.kernel.task(parent.pid)
         console.print(f"parent:  {parent.comm} ({pids(handle)}); exit signal {exit_signal_name(task.exit_signal)}")
     if caller.state != "R":
-        console.print(f"caller:  now in state {caller.state} (vfork: asleep until the child execs or exits)")
+        console.print(f"state:   the caller is now {caller.state} (vfork: asleep until the child execs or exits)")
     console.print(sharing_table([("the child", relations(caller, child, EVERYTHING))], EVERYTHING,
-                                "What the child shares with its caller, copies or gets new"))  # fmt: skip
+                                "What the child shares, copies or gets new"))  # fmt: skip
 
 
 def exit_signal_name(sig: int) -> str:

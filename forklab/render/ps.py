@@ -43,7 +43,7 @@ def ps_rows(k: Kernel, names: Mapping[str, TaskHandle] | None = None) -> list[tu
 
 
 def ps_table(k: Kernel, names: Mapping[str, TaskHandle] | None = None) -> Table:
-    table = Table(title=f"tasks of the Linux {k.version} model", box=None, header_style="bold")
+    table = Table(title=f"tasks of the Linux {k.version} model", title_justify="left", box=None, header_style="bold")
     for heading in (*COLUMNS, "NAME") if names else COLUMNS:
         table.add_column(heading, justify="right" if heading in ("PID", "TGID", "PPID") else "left")
     for row in ps_rows(k, names):
