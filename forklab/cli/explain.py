@@ -26,6 +26,7 @@ from forklab.uapi.signal import SIGCHLD, signal_name
 USER_ID = 1000  # the unprivileged caller's uid and gid
 AREA = 1 << 16  # the caller's memory for the call's pointers: stack, tid words, pidfd, TLS
 NOT_MODELLED = "not modelled"
+WORD_MASK = (1 << 64) - 1
 
 
 @dataclass
@@ -38,6 +39,10 @@ class Call:
 def parse_call(text: str, call: str) -> Call:
     """The flag word; for clone3 its low byte's signal (CLONE_NEWTIME apart) is the exit_signal field."""
     word = parse_clone_flags(text)
+    if word < 0:
+        word &= WORD_MASK  # the register holds it as an unsigned long
+    if word > WORD_MASK:
+        raise FlagSyntaxError(f"{text.strip()!r} is wider than 64 bits")
     if call == "clone":
         return Call(call, word, word & CSIGNAL)
     signal = word & CSIGNAL & ~CLONE_NEWTIME
@@ -89,7 +94,10 @@ def flag_table(call: Call) -> Table:
     table = Table(title=f"{call.name} flags {call.flags:#x}", title_justify="left", show_header=False, box=None)
     for name in flag_names(call.flags, with_signal=call.name == "clone"):
         value = parse_clone_flags(name)
-        table.add_row(name, f"exit signal {value}" if value == call.exit_signal else f"{value:#010x}")
+        if name.startswith("0x"):
+            table.add_row("unknown bits", name)
+        else:
+            table.add_row(name, f"exit signal {value}" if value == call.exit_signal else f"{value:#010x}")
     if call.name == "clone3":
         table.add_row("exit_signal", signal_name(call.exit_signal) if call.exit_signal else "0 (none)")
     return table

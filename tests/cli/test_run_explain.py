@@ -136,3 +136,12 @@ def test_the_readme_tour_runs(forklab: Forklab) -> None:
     result = forklab("run", str(tour))
     assert result.returncode == 0, result.stderr
     assert "t0.clone(CLONE_SIGHAND) = -1 EINVAL (copy_process: CLONE_SIGHAND requires CLONE_VM)" in result.stdout
+
+
+def test_explain_a_word_with_every_bit_set(forklab: Forklab) -> None:
+    for word in ("-1", "0xffffffffffffffff"):
+        out = forklab("explain", "--", word).stdout
+        assert "clone flags 0xffffffffffffffff" in out
+        assert ["unknown", "bits", "0xfffffffc00000000"] in [line.split() for line in out.splitlines()]
+        assert "refused: EINVAL" in out
+    assert_one_line_error(forklab("explain", "0x1ffffffffffffffff"), 2, "wider than 64 bits")
