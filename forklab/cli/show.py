@@ -62,7 +62,7 @@ def tree(scenario: Path | None, svg: Path | None, png: Path | None, version: str
 @KERNEL_OPTION
 def ps(scenario: Path | None, version: str | None) -> None:
     """List every task a scenario leaves (with none, the demo's), threads and zombies included:
-    PID, TGID, PPID, STAT and COMMAND as ps -eL shows them, and NSPID, the task's pid in each pid
+    PID, PPID, TGID, STAT and COMMAND as ps -eL shows them, and NSPID, the task's pid in each pid
     namespace from the outermost in. Tasks of a .forklab scenario show their names (t0, t1, ...).
 
     Example: forklab ps --scenario forklab/diff/scenarios/07-pid-namespaces.forklab

@@ -10,7 +10,7 @@ from rich.table import Table
 from forklab.api import Kernel, TaskHandle
 from forklab.kernel.task import PF_KTHREAD
 
-COLUMNS = ("PID", "TGID", "PPID", "STAT", "COMMAND", "NSPID")
+COLUMNS = ("PID", "PPID", "TGID", "STAT", "COMMAND", "NSPID")
 
 
 def stat(task: TaskHandle, fields: Mapping[str, str]) -> str:
@@ -34,7 +34,7 @@ def ps_rows(k: Kernel, names: Mapping[str, TaskHandle] | None = None) -> list[tu
     rows: list[tuple[str, ...]] = []
     for task in k.tasks():
         fields = task.status()
-        row: tuple[str, ...] = (fields["Pid"], fields["Tgid"], fields["PPid"], stat(task, fields), command(task),
+        row: tuple[str, ...] = (fields["Pid"], fields["PPid"], fields["Tgid"], stat(task, fields), command(task),
                " ".join(fields["NSpid"].split()))  # fmt: skip
         if names:
             row += (named.get(task.task_struct, ""),)

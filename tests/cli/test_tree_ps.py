@@ -81,8 +81,8 @@ def test_ps(forklab: Forklab, scenario: Path) -> None:
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
     assert rows["2"][4] == "[kthreadd]"
-    assert rows["6"][1:6] == ["6", "5", "D", "init", "6"] and rows["6"][6:] == ["3", "1", "t2"]
-    assert rows["7"][3] == "Rl" and rows["8"][1:3] == ["7", "6"]  # a thread: its tgid, its process's parent
+    assert rows["6"][1:6] == ["5", "6", "D", "init", "6"] and rows["6"][6:] == ["3", "1", "t2"]
+    assert rows["7"][3] == "Rl" and rows["8"][1:3] == ["6", "7"]  # a thread: its process's parent, its tgid
     assert rows["11"][3] == "Z"
 
 
@@ -90,7 +90,7 @@ def test_ps_of_the_demo(forklab: Forklab) -> None:
     result = forklab("ps", "--kernel", "6.6")
     assert "tasks of the Linux 6.6 model" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines()[2:]]
-    assert ["3", "3", "1", "Rl", "sh", "3"] in rows and ["5", "3", "1", "R", "sh", "5"] in rows
+    assert ["3", "1", "3", "Rl", "sh", "3"] in rows and ["5", "1", "3", "R", "sh", "5"] in rows
 
 
 def test_status(forklab: Forklab, scenario: Path) -> None:
