@@ -130,7 +130,7 @@ def exit_signal_name(sig: int) -> str:
     return signal_name(sig) if sig else "0 (none: only __WALL or __WCLONE waits see it)"
 
 
-@click.command()
+@click.command(short_help="What the kernel does with a clone flag word, and why.")
 @click.argument("flags")
 @click.option("--call", "call_name", type=click.Choice(["clone", "clone3"]), default="clone", show_default=True,
               help="The system call to make.")  # fmt: skip

@@ -12,7 +12,7 @@ from forklab.cli.common import SCENARIO_ARGUMENT, kernel_option, load_scenario, 
 FAILED = " = -1 "
 
 
-@click.command()
+@click.command(short_help="A scenario's calls and their results, one a line.")
 @SCENARIO_ARGUMENT
 @kernel_option("Boot this kernel version instead of the one the scenario names.")
 def run(scenario: Path, version: str | None) -> None:

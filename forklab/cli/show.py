@@ -23,14 +23,10 @@ OUTPUT = click.Path(dir_okay=False, writable=True, path_type=Path)
 KERNEL_OPTION = kernel_option("The kernel version to boot [default: the scenario's, or 6.18].")
 
 
-@click.command()
+@click.command(short_help="The process tree a scenario leaves: in the terminal, SVG or PNG.")
 @click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--svg", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Also draw it to FILE as SVG."
-)
-@click.option(
-    "--png", type=click.Path(dir_okay=False, writable=True, path_type=Path), help="Also draw it to FILE as PNG."
-)
+@click.option("--svg", type=OUTPUT, help="Also draw it to FILE as SVG, through Graphviz.")
+@click.option("--png", type=OUTPUT, help="Also draw it to FILE as PNG, through Graphviz.")
 @KERNEL_OPTION
 def tree(scenario: Path | None, svg: Path | None, png: Path | None, version: str | None) -> None:
     """Draw the process tree SCENARIO leaves (with none, the demo's): processes under their real
@@ -57,7 +53,7 @@ def tree(scenario: Path | None, svg: Path | None, png: Path | None, version: str
         click.echo(f"wrote {path}")
 
 
-@click.command()
+@click.command(short_help="Every task a scenario leaves, as ps -eL lists them.")
 @SCENARIO_OPTION
 @KERNEL_OPTION
 def ps(scenario: Path | None, version: str | None) -> None:
@@ -71,7 +67,7 @@ def ps(scenario: Path | None, version: str | None) -> None:
     make_console().print(ps_table(run.kernel, run.names))
 
 
-@click.command()
+@click.command(short_help="/proc/PID/status of a task a scenario leaves.")
 @click.argument("pid")
 @SCENARIO_OPTION
 @KERNEL_OPTION
@@ -83,20 +79,22 @@ def status(pid: str, scenario: Path | None, version: str | None) -> None:
 
       forklab status 3
 
-      forklab status t1 --scenario forklab/diff/scenarios/04-threads.forklab
+      forklab status t5 --scenario docs/tour.forklab
     """
     run = scenario_or_demo(scenario, version)
     click.echo(status_text(find_task(run, pid)), nl=False)
 
 
 def find_task(run: ScenarioRun, pid: str) -> TaskHandle:
-    if pid in run.names:
-        return run.kernel.task(run.names[pid].pid)
+    """The task a pid or a scenario's task name stands for, while it has a pid (not yet reaped)."""
+    named = run.names.get(pid)
+    if named is not None and named.task_struct.thread_pid is None:
+        raise click.BadParameter(f"{pid} has been reaped", param_hint="PID")
     try:
-        return run.kernel.task(int(pid))
+        return run.kernel.task(named.pid if named is not None else int(pid))
     except ValueError:
         raise click.BadParameter(
             f"{pid!r} is neither a pid nor a task name of the scenario", param_hint="PID"
         ) from None
     except TaskGoneError:
-        raise click.BadParameter(f"no task has pid {pid} (see forklab ps)", param_hint="PID") from None
+        raise click.BadParameter(f"no task has pid {pid}", param_hint="PID") from None

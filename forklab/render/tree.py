@@ -29,7 +29,6 @@ ROOT_LABEL = "swapper/0 0"
 class Node:
     """One task as the tree shows it."""
 
-    task: Task
     pid: int  # in the initial pid namespace
     nspid: tuple[int, ...]  # from the initial namespace down to its own
     comm: str
@@ -51,7 +50,7 @@ class Process:
 
 def node(task: Task, names: Mapping[Task, str]) -> Node:
     nspid = tuple(pid_nr_ns(task.thread_pid, ns) for ns in pid_namespaces(task))
-    return Node(task, task.pid, nspid, task.comm, task_state_letter(task), names.get(task, ""))
+    return Node(task.pid, nspid, task.comm, task_state_letter(task), names.get(task, ""))
 
 
 def pid_namespaces(task: Task) -> list[PidNamespace]:

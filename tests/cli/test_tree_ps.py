@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from forklab.cli.scenario import run_scenario
+from forklab.diff.campaign import BUILTIN
 from forklab.render.tree import process_forest
 
 from .conftest import Forklab, assert_one_line_error
@@ -105,6 +106,7 @@ def test_status(forklab: Forklab, scenario: Path) -> None:
     ("args", "message"),
     [
         (("status", "99"), "no task has pid 99"),
+        (("status", "t1", "--scenario", str(BUILTIN / "04-threads.forklab")), "t1 has been reaped"),
         (("status", "t9"), "'t9' is neither a pid nor a task name of the scenario"),
         (("ps", "--scenario", "/nonexistent.forklab"), "does not exist"),
         (("tree", "--kernel", "9.9"), "Invalid value for '--kernel'"),
