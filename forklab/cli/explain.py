@@ -137,8 +137,8 @@ def exit_signal_name(sig: int) -> str:
 @click.option("--as-user", is_flag=True, help=f"Call as uid {USER_ID}, without capabilities.")
 @click.option("--in-new-pidns", is_flag=True, help="Call as pid 1 of a new pid namespace.")
 @click.option("--thread", is_flag=True, help="Call from a second thread of the caller's process.")
-@click.option("--kernel", "version", type=click.Choice(PROFILES), default=DEFAULT_VERSION, show_default=True,
-              help="The kernel version to ask.")  # fmt: skip
+@click.option("--kernel", "--version", "version", type=click.Choice(PROFILES), default=DEFAULT_VERSION,
+              show_default=True, help="The kernel version to ask.")  # fmt: skip
 def explain(flags: str, call_name: str, as_user: bool, in_new_pidns: bool, thread: bool, version: str) -> None:
     """Say what the kernel does with a clone flag word: accepted or not (the errno and the exact
     check that refuses it), and what the child shares with its caller, copies or gets new.

@@ -118,7 +118,7 @@ def test_explain_as_an_unprivileged_user(forklab: Forklab) -> None:
 def test_explain_as_init_of_a_pid_namespace_and_from_a_thread(forklab: Forklab) -> None:
     out = forklab("explain", "CLONE_PARENT|SIGCHLD", "--in-new-pidns").stdout
     assert "refused: EINVAL" in out and "CLONE_PARENT from an init" in out
-    vfork = forklab("explain", "CLONE_VM|CLONE_VFORK|SIGCHLD", "--thread", "--kernel", "6.1").stdout
+    vfork = forklab("explain", "CLONE_VM|CLONE_VFORK|SIGCHLD", "--thread", "--version", "6.1").stdout
     assert "calling from a second thread" in vfork and "Linux 6.1" in vfork
     assert "the caller is now D" in vfork
     assert row(vfork, "address space (mm)") == "shared" and row(vfork, "open files (files_struct)") == "copied"
