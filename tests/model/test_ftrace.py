@@ -85,6 +85,9 @@ def test_off_there_is_no_record_and_no_wrapper(k: forklab.Kernel) -> None:
     records = fork_exit_wait(k)
     assert records
     assert k.machine.ftrace is None
+    count = len(records)
+    k.task(1).fork()
+    assert len(records) == count
     assert fork.copy_process is ftrace.TRACED["copy_process"]
     assert not hasattr(fork.copy_process, "__wrapped__")
     other = forklab.boot()
@@ -162,3 +165,18 @@ def test_chrome_trace_json(k: forklab.Kernel) -> None:
     assert timed == sorted(timed) and timed[0] == 1.0
     assert {"task_newtask", "sched_process_exit"} <= {e["name"] for e in events if e["ph"] == "i"}
     assert {"ph": "M", "name": "thread_name", "pid": 3, "tid": 3, "args": {"name": "init-3"}} in events
+
+
+def test_exec_runs_within_do_execve(k: forklab.Kernel) -> None:
+    child = k.task(k.task(1).fork())
+    with ftrace.tracing(k.machine) as tracer:
+        child.execve("/bin/ls", ["ls"])
+    records = tracer.records
+    assert (records[0].name, records[-1].name) == ("do_execve", "do_execve")
+    entered = [r.name for r in records[1:-1] if r.kind == ENTRY]
+    assert [name for name in entered if name != "mmput"] == [
+        "de_thread",
+        "begin_new_exec",
+        "exec_mmap",
+        "setup_new_exec",
+    ]
