@@ -508,7 +508,8 @@ def do_wait(k: Machine, current: Task, wo: WaitOpts, answer: Callable[[int], T],
     def attempt() -> T:
         ret = __do_wait(k, current, wo)
         if ret == -E.ERESTARTSYS and not task_sigpending(current):
-            raise WouldBlock(current.signal.wait_chldexit, attempt, TASK_INTERRUPTIBLE)
+            raise WouldBlock(current.signal.wait_chldexit, attempt, TASK_INTERRUPTIBLE,
+                             wake_if=lambda p: child_should_wake(current, wo, p))  # fmt: skip
         put_pid(k, wo.wo_pid)
         if ret == -E.ERESTARTSYS:
             raise KernelError(E.ERESTARTSYS, "do_wait: a signal arrived while waiting")
@@ -574,8 +575,18 @@ def task_pid_type(p: Task, kind: int) -> Pid | None:
     return p.thread_pid if kind == PIDTYPE_PID else p.signal.pids[kind]
 
 
+def eligible_pid(wo: WaitOpts, p: Task) -> bool:
+    return wo.wo_type == PIDTYPE_MAX or task_pid_type(p, wo.wo_type) is wo.wo_pid
+
+
+def child_should_wake(current: Task, wo: WaitOpts, p: Task) -> bool:
+    """child_wait_callback(): a waiter wakes only for a child it waits for (the pid or group it
+    named; under __WNOTHREAD, only its own)."""
+    return eligible_pid(wo, p) and (not wo.wo_flags & __WNOTHREAD or p.parent is current)
+
+
 def eligible_child(wo: WaitOpts, ptrace: bool, p: Task) -> bool:
-    if wo.wo_type != PIDTYPE_MAX and task_pid_type(p, wo.wo_type) is not wo.wo_pid:
+    if not eligible_pid(wo, p):
         return False
     if ptrace or wo.wo_flags & __WALL:
         return True

@@ -23,7 +23,16 @@ from forklab.kernel.fs.fs_struct import copy_fs, exit_fs
 from forklab.kernel.ftrace import traced
 from forklab.kernel.futex import futex_hash_allocate_default
 from forklab.kernel.ipc import copy_semundo, exit_sem
-from forklab.kernel.mm.mm import MMF_MULTIPROCESS, TASK_SIZE, access_ok, copy_from_user, copy_mm, mmput, put_user_u32
+from forklab.kernel.mm.mm import (
+    MMF_MULTIPROCESS,
+    TASK_SIZE,
+    access_ok,
+    copy_from_user,
+    copy_mm,
+    copy_struct_from_user,
+    mmput,
+    put_user_u32,
+)
 from forklab.kernel.nsproxy import copy_namespaces, exit_nsproxy_namespaces
 from forklab.kernel.pid import (
     PIDTYPE_PGID,
@@ -55,11 +64,13 @@ from forklab.kernel.sched.core import sched_cgroup_fork, sched_fork, wake_up_new
 from forklab.kernel.signal import (
     SIGNAL_UNKILLABLE,
     SigPending,
+    calculate_sigpending,
     cleanup_sighand,
     copy_sighand,
     copy_signal,
     fatal_signal_pending,
     free_signal_struct,
+    recalc_sigpending,
     task_sigpending,
 )
 from forklab.kernel.task import (
@@ -522,6 +533,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         current.signal.multiprocess.append(delayed)
     label = "fork_out"
     try:
+        recalc_sigpending(current)
         if task_sigpending(current):
             raise KernelError(E.ERESTARTNOINTR, "copy_process: a signal is pending; the fork restarts after it")
         p = st.p = dup_task_struct(k, current)
@@ -553,6 +565,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         p.ptraced = {}
         p.vfork_done = None
         p.pending = SigPending()
+        p.tif_sigpending = False
         p.io_context = None
         p.jobctl = 0
         cgroup_fork(k, p)
@@ -835,12 +848,7 @@ def copy_clone_args_from_user(k: Machine, current: Task, uargs: int, usize: int)
         raise KernelError(E.EINVAL, f"clone3: size {usize} is smaller than CLONE_ARGS_SIZE_VER0 (64)")
     ksize = len(CLONE_ARGS_FIELDS) * 8
     mm = current.mm
-    if usize > ksize:
-        # check_zeroed_user(): a newer caller's extra fields must all be zero.
-        tail = copy_from_user(mm, uargs + ksize, usize - ksize)
-        if any(tail):
-            raise KernelError(E.E2BIG, "clone3: the struct has non-zero bytes past the fields this kernel knows")
-    raw = copy_from_user(mm, uargs, min(usize, ksize)).ljust(ksize, b"\0")
+    raw = copy_struct_from_user(mm, uargs, ksize, usize)
     fields = {name: int.from_bytes(raw[i * 8 : i * 8 + 8], "little") for i, name in enumerate(CLONE_ARGS_FIELDS)}
 
     def read_set_tid(addr: int, count: int) -> tuple[int, ...]:
@@ -931,6 +939,7 @@ def schedule_tail(k: Machine, p: Task) -> None:
         except KernelError:
             pass
         p.set_child_tid = 0
+    calculate_sigpending(p)
 
 
 # ---- unshare ---------------------------------------------------------------------------------

@@ -43,9 +43,17 @@ class Behaviour(enum.Enum):
     PIDFD_THREAD = ("6.9", "range 6.8-6.12", "CLONE_PIDFD|CLONE_THREAD allowed (a thread pidfd)")
     PLACE_AT_ENQUEUE = ("6.12", "range 6.8-6.12", "a new task is placed at its first enqueue")
     SCHED_EXT_FORK = ("6.12", "verified", "sched_cgroup_fork() can fail (sched_ext)")
+    SCHED_EXT_PRIORITY_RANGE = ("6.12", "host 6.18", "sched_get_priority_max/min answer 0 for SCHED_EXT")
+    FAIR_CUSTOM_SLICE = ("6.12", "host 6.18", "sched_attr.sched_runtime sets and reports a fair task's slice")
+    BASE_SLICE_700US = ("6.15", "range 6.13-6.18", "sysctl_sched_base_slice 0.70 ms, not 0.75 ms")
     PER_NS_PID_MAX = ("6.14", "range 6.12-6.14", "each pid namespace has its own pid_max")
     FUTEX_PRIVATE_HASH = ("6.16", "unverified", "first thread allocates the process futex hash")
     EXIT_TRACE_GROUP_DEAD = ("6.16", "unverified", "sched_process_exit prints group_dead")
+    PIDFD_OPEN_THREAD_ENOENT = (
+        "6.16",
+        "host 6.18.44",
+        "pidfd_open of a thread without PIDFD_THREAD: ENOENT, not EINVAL",
+    )
 
     @property
     def since(self) -> tuple[int, int]:

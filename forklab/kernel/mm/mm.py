@@ -259,6 +259,16 @@ def get_user_u64(mm: MmStruct | None, addr: int) -> int:
     return int.from_bytes(copy_from_user(mm, addr, 8), "little")
 
 
+def copy_struct_from_user(mm: MmStruct | None, addr: int, ksize: int, usize: int) -> bytes:
+    """An extensible struct of ``usize`` bytes as the kernel's ``ksize``: a shorter one is
+    zero-filled; a longer one must hold only zeros past ``ksize`` (E2BIG otherwise)."""
+    if usize > ksize:
+        tail = copy_from_user(mm, addr + ksize, usize - ksize)
+        if any(tail):
+            raise KernelError(E.E2BIG, "copy_struct_from_user: non-zero bytes past the fields this kernel knows")
+    return copy_from_user(mm, addr, min(usize, ksize)).ljust(ksize, b"\0")
+
+
 def access_ok(addr: int, size: int) -> bool:
     return addr >= 0 and size >= 0 and addr + size <= TASK_SIZE
 
