@@ -11,7 +11,7 @@ from rich.console import Console
 
 from forklab.api import Kernel
 from forklab.cli.scenario import ScenarioError, ScenarioRun, run_scenario
-from forklab.kernel.version import PROFILES
+from forklab.kernel.version import DEFAULT_VERSION, PROFILES
 
 # Wide enough that a piped table or call line is not folded at 80 columns.
 PIPED_WIDTH = 160
@@ -38,3 +38,13 @@ def load_scenario(path: Path, version: str | None, on_boot: Callable[[Kernel], N
         return run_scenario(path, version, on_boot)
     except ScenarioError as err:
         raise click.ClickException(str(err)) from None
+
+
+def scenario_or_demo(path: Path | None, version: str | None) -> ScenarioRun:
+    """The machine a scenario leaves, or with none the demo's (the login chain and the shell's tasks)."""
+    if path is not None:
+        return load_scenario(path, version)
+    from forklab.cli.demo import build_demo
+
+    kernel = build_demo(version or DEFAULT_VERSION).kernel
+    return ScenarioRun(kernel, [kernel], [])

@@ -26,6 +26,7 @@ from forklab.uapi.signal import SIGCHLD, signal_name
 USER_ID = 1000  # the unprivileged caller's uid and gid
 AREA = 1 << 16  # the caller's memory for the call's pointers: stack, tid words, pidfd, TLS
 NOT_MODELLED = "not modelled"
+WORD_MASK = (1 << 64) - 1
 
 
 @dataclass
@@ -38,6 +39,10 @@ class Call:
 def parse_call(text: str, call: str) -> Call:
     """The flag word; for clone3 its low byte's signal (CLONE_NEWTIME apart) is the exit_signal field."""
     word = parse_clone_flags(text)
+    if word < 0:
+        word &= WORD_MASK  # the register holds it as an unsigned long
+    if word > WORD_MASK:
+        raise FlagSyntaxError(f"{text.strip()!r} is wider than 64 bits")
     if call == "clone":
         return Call(call, word, word & CSIGNAL)
     signal = word & CSIGNAL & ~CLONE_NEWTIME
@@ -86,10 +91,13 @@ def make_call(caller: TaskHandle, call: Call) -> int:
 
 
 def flag_table(call: Call) -> Table:
-    table = Table(title=f"{call.name} flags {call.flags:#x}", show_header=False, box=None)
+    table = Table(title=f"{call.name} flags {call.flags:#x}", title_justify="left", show_header=False, box=None)
     for name in flag_names(call.flags, with_signal=call.name == "clone"):
         value = parse_clone_flags(name)
-        table.add_row(name, f"exit signal {value}" if value == call.exit_signal else f"{value:#010x}")
+        if name.startswith("0x"):
+            table.add_row("unknown bits", name)
+        else:
+            table.add_row(name, f"exit signal {value}" if value == call.exit_signal else f"{value:#010x}")
     if call.name == "clone3":
         table.add_row("exit_signal", signal_name(call.exit_signal) if call.exit_signal else "0 (none)")
     return table
@@ -111,9 +119,9 @@ def show_child(console: Console, caller: TaskHandle, child: TaskHandle) -> None:
         handle = caller.kernel.task(parent.pid)
         console.print(f"parent:  {parent.comm} ({pids(handle)}); exit signal {exit_signal_name(task.exit_signal)}")
     if caller.state != "R":
-        console.print(f"caller:  now in state {caller.state} (vfork: asleep until the child execs or exits)")
+        console.print(f"state:   the caller is now {caller.state} (vfork: asleep until the child execs or exits)")
     console.print(sharing_table([("the child", relations(caller, child, EVERYTHING))], EVERYTHING,
-                                "What the child shares with its caller, copies or gets new"))  # fmt: skip
+                                "What the child shares, copies or gets new"))  # fmt: skip
 
 
 def exit_signal_name(sig: int) -> str:

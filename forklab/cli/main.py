@@ -1,6 +1,10 @@
 """forklab: the command line.
 
 forklab demo        the process tree from swapper to a shell, and what fork does
+forklab run         a scenario's calls and their results
+forklab explain     what the kernel does with a clone flag word, and why
+forklab tree        the process tree a scenario leaves (text, SVG, PNG)
+forklab ps          its tasks; forklab status PID: one task's /proc/PID/status
 forklab diff        the same system calls on the model and on this machine's kernel, compared
 forklab trace       a scenario's path through the kernel's functions, as ftrace shows it
 forklab step        a scenario stopped in the kernel's functions, as gdb stops it
@@ -13,13 +17,14 @@ from typing import Any
 
 import click
 from click.exceptions import NoArgsIsHelpError
-from rich.console import Console
 
 from forklab import __version__
+from forklab.cli.common import make_console
 from forklab.cli.demo import run_demo
 from forklab.cli.diff import diff
 from forklab.cli.explain import explain
 from forklab.cli.run import run
+from forklab.cli.show import ps, status, tree
 from forklab.cli.step import step
 from forklab.cli.trace import trace
 from forklab.kernel.version import DEFAULT_VERSION, PROFILES
@@ -73,12 +78,15 @@ def demo(kernel_version: str) -> None:
 
     Example: forklab demo --kernel 6.18
     """
-    run_demo(Console(), kernel_version)
+    run_demo(make_console(), kernel_version)
 
 
 main.add_command(diff)
 main.add_command(explain)
 main.add_command(run)
+main.add_command(tree)
+main.add_command(ps)
+main.add_command(status)
 main.add_command(trace)
 main.add_command(step)
 

@@ -120,7 +120,7 @@ def test_explain_as_init_of_a_pid_namespace_and_from_a_thread(forklab: Forklab) 
     assert "refused: EINVAL" in out and "CLONE_PARENT from an init" in out
     vfork = forklab("explain", "CLONE_VM|CLONE_VFORK|SIGCHLD", "--thread", "--kernel", "6.1").stdout
     assert "calling from a second thread" in vfork and "Linux 6.1" in vfork
-    assert "now in state D" in vfork
+    assert "the caller is now D" in vfork
     assert row(vfork, "address space (mm)") == "shared" and row(vfork, "open files (files_struct)") == "copied"
 
 
@@ -129,3 +129,19 @@ def test_explain_as_init_of_a_pid_namespace_and_from_a_thread(forklab: Forklab) 
                                                ("CLONE_VM||SIGCHLD", "empty name")])  # fmt: skip
 def test_explain_bad_flag_words(forklab: Forklab, word: str, message: str) -> None:
     assert_one_line_error(forklab("explain", word), 2, message)
+
+
+def test_the_readme_tour_runs(forklab: Forklab) -> None:
+    tour = Path(__file__).resolve().parents[2] / "docs" / "tour.forklab"
+    result = forklab("run", str(tour))
+    assert result.returncode == 0, result.stderr
+    assert "t0.clone(CLONE_SIGHAND) = -1 EINVAL (copy_process: CLONE_SIGHAND requires CLONE_VM)" in result.stdout
+
+
+def test_explain_a_word_with_every_bit_set(forklab: Forklab) -> None:
+    for word in ("-1", "0xffffffffffffffff"):
+        out = forklab("explain", "--", word).stdout
+        assert "clone flags 0xffffffffffffffff" in out
+        assert ["unknown", "bits", "0xfffffffc00000000"] in [line.split() for line in out.splitlines()]
+        assert "refused: EINVAL" in out
+    assert_one_line_error(forklab("explain", "0x1ffffffffffffffff"), 2, "wider than 64 bits")
