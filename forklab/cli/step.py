@@ -116,6 +116,8 @@ class Stepper:
                 self.detached = True
                 return
             command = command or self.last
+            if not command:
+                continue  # an empty line before any command: nothing to repeat
             self.last = command
             if command in ("s", "step", "n", "next", "c", "continue"):
                 self.mode, self.depth = command[0], frame.depth

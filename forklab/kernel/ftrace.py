@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -40,6 +41,8 @@ RENAMED: dict[str, tuple[tuple[Behaviour, str], ...]] = {
 
 ENTRY = "entry"
 RETURN = "return"
+# Records kept, as tracefs's ring buffer keeps a bounded number: the oldest go first.
+RECORDS_MAX = 200_000
 
 
 def traced(fn: F) -> F:
@@ -108,9 +111,9 @@ Listener = Callable[[str, Frame, "FunctionTracer"], None]
 class FunctionTracer:
     """One machine's function tracer: its records and the stack of functions under way."""
 
-    def __init__(self, version: KernelVersion, listener: Listener | None = None) -> None:
+    def __init__(self, version: KernelVersion, listener: Listener | None = None, size: int = RECORDS_MAX) -> None:
         self.names = {name: kernel_name(version, name) for name in TRACED}
-        self.records: list[FuncRecord] = []
+        self.records: deque[FuncRecord] = deque(maxlen=size)
         self.stack: list[Frame] = []
         self.listener = listener
 
@@ -176,11 +179,11 @@ def swap_in_forklab_modules(replacements: dict[int, Callable[..., Any]]) -> None
         namespace = vars(module)
         for attr, value in list(namespace.items()):
             replacement = replacements.get(id(value))
-            if replacement is not None and value is not replacement:
+            if replacement is not None:
                 namespace[attr] = replacement
 
 
-def enable(k: Machine, listener: Listener | None = None) -> FunctionTracer:
+def enable(k: Machine, listener: Listener | None = None, size: int = RECORDS_MAX) -> FunctionTracer:
     """Start tracing ``k`` (a fresh record); the first machine to trace installs the wrappers."""
     global _tracing
     if k.ftrace is None:
@@ -188,14 +191,14 @@ def enable(k: Machine, listener: Listener | None = None) -> FunctionTracer:
         if _tracing == 1:
             _wrappers.update({id(fn): wrap(fn) for fn in TRACED.values()})
             swap_in_forklab_modules(_wrappers)
-    tracer = k.ftrace = FunctionTracer(k.version, listener)
+    tracer = k.ftrace = FunctionTracer(k.version, listener, size)
     return tracer
 
 
 @contextlib.contextmanager
-def tracing(k: Machine, listener: Listener | None = None) -> Iterator[FunctionTracer]:
+def tracing(k: Machine, listener: Listener | None = None, size: int = RECORDS_MAX) -> Iterator[FunctionTracer]:
     """Trace ``k`` for the length of a ``with`` block."""
-    tracer = enable(k, listener)
+    tracer = enable(k, listener, size)
     try:
         yield tracer
     finally:

@@ -57,29 +57,46 @@ def subtrees(records: Sequence[FuncRecord], graph_function: str | None) -> Itera
 def function_graph(records: Sequence[FuncRecord], cpus: int, graph_function: str | None = None) -> str:
     """The records as /sys/kernel/tracing/trace prints them under the function_graph tracer."""
     cpu_width = len(str(cpus - 1))
-    last_pid: dict[int, tuple[str, int]] = {}
+    last_task: dict[int, tuple[str, int]] = {}  # per CPU
+    open_calls: dict[int, list[str]] = {}  # per pid: the functions entered and not yet returned from
     lines = [GRAPH_HEADER]
     rows = list(subtrees(records, graph_function))
     index = 0
     while index < len(rows):
         record, depth = rows[index]
         cpu = f" {record.cpu:>{cpu_width}}) "
-        previous = last_pid.get(record.cpu)
-        if previous is not None and previous[1] != record.pid:
-            switch = f"{cpu}{graph_proc(*previous)} => {graph_proc(record.comm, record.pid)}"
-            lines.append(f"{SWITCH_RULE}\n{switch}\n{SWITCH_RULE}\n\n")
-        last_pid[record.cpu] = (record.comm, record.pid)
-        indent = " " * (depth * INDENT)
+        lines.append(context_switch(last_task, record, cpu))
         following = rows[index + 1][0] if index + 1 < len(rows) else None
-        if record.kind == RETURN:
-            lines.append(f"{cpu}{graph_duration(record.ts - record.calltime)}{indent}}}\n")
-        elif following is not None and is_return_of(following, record):
-            lines.append(f"{cpu}{graph_duration(following.ts - record.ts)}{indent}{record.name}();\n")
-            index += 1
-        else:
-            lines.append(f"{cpu}{NO_DURATION}{indent}{record.name}() {{\n")
-        index += 1
+        leaf = following if record.kind == ENTRY and following is not None and is_return_of(following, record) else None
+        lines.append(cpu + graph_call(record, leaf, depth, open_calls.setdefault(record.pid, [])))
+        index += 1 if leaf is None else 2
     return "".join(lines)
+
+
+def context_switch(last_task: dict[int, tuple[str, int]], record: FuncRecord, cpu: str) -> str:
+    """The banner the graph prints when another task's records start on a CPU."""
+    previous = last_task.get(record.cpu)
+    last_task[record.cpu] = (record.comm, record.pid)
+    if previous is None or previous[1] == record.pid:
+        return ""
+    switch = f"{cpu}{graph_proc(*previous)} => {graph_proc(record.comm, record.pid)}"
+    return f"{SWITCH_RULE}\n{switch}\n{SWITCH_RULE}\n\n"
+
+
+def graph_call(record: FuncRecord, leaf_return: FuncRecord | None, depth: int, open_calls: list[str]) -> str:
+    """One line after the CPU column: a leaf call, an entry, or a return."""
+    indent = " " * (depth * INDENT)
+    if leaf_return is not None:
+        return f"{graph_duration(leaf_return.ts - record.ts)}{indent}{record.name}();\n"
+    if record.kind == ENTRY:
+        open_calls.append(record.name)
+        return f"{NO_DURATION}{indent}{record.name}() {{\n"
+    if open_calls and open_calls[-1] == record.name:
+        open_calls.pop()
+        closing = "}"
+    else:
+        closing = f"}} /* {record.name} */"  # its entry has left the ring buffer: say whose brace it is
+    return f"{graph_duration(record.ts - record.calltime)}{indent}{closing}\n"
 
 
 def is_return_of(record: FuncRecord, entry: FuncRecord) -> bool:

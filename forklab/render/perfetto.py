@@ -22,14 +22,19 @@ def chrome_trace(records: Sequence[FuncRecord], buffer: TraceBuffer) -> dict[str
     tgid_of = {record.pid: record.tgid for record in records}
     names: dict[tuple[int, int], str] = {}
     events: list[dict[str, Any]] = []
+    depth: dict[int, int] = {}  # per pid: slices begun and not yet ended
     for item in interleave(records, buffer):
         if isinstance(item, TraceEvent):
             tgid = tgid_of.get(item.pid, item.pid)
             names.setdefault((tgid, item.pid), item.comm)
             events.append(tracepoint_event(item, tgid))
-        else:
-            names.setdefault((item.tgid, item.pid), item.comm)
-            events.append(function_event(item))
+            continue
+        open_slices = depth.get(item.pid, 0)
+        if item.kind != ENTRY and not open_slices:
+            continue  # its entry has left the ring buffer: an end without a begin would confuse viewers
+        depth[item.pid] = open_slices + (1 if item.kind == ENTRY else -1)
+        names.setdefault((item.tgid, item.pid), item.comm)
+        events.append(function_event(item))
     metadata: list[dict[str, Any]] = []
     for (tgid, pid), comm in sorted(names.items()):
         if tgid == pid:

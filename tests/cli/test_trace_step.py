@@ -105,10 +105,11 @@ def test_step_shows_the_new_task_being_built(sequence: Path) -> None:
 
 def test_step_reads_piped_commands_and_steps(sequence: Path) -> None:
     command = [*forklab_command(), "step", str(sequence), "-b", "copy_mm"]
-    result = subprocess.run(command, input="s\nn\n\n", capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(command, input="s\nx\nn\n\n", capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     stops = [line.split(" (")[0] for line in result.stdout.splitlines() if " at forklab/" in line and "#" not in line]
     assert stops[:4] == ["Breakpoint 1, copy_mm", "dup_mm", "copy_namespaces", "copy_io"]
+    assert 'Undefined command: "x".' in result.stdout
     assert "(no more commands: the scenario runs to its end)" in result.stdout
     assert "t0.wait4(t1, 0) = (2, 768)  exited 3" in result.stdout
 

@@ -19,7 +19,7 @@ def fork_exit_wait(k: forklab.Kernel) -> list[FuncRecord]:
     with ftrace.tracing(k.machine) as tracer:
         k.task(init.fork()).exit(0)
         init.wait4(-1, 0)
-    return tracer.records
+    return list(tracer.records)
 
 
 def calls_within(records: list[FuncRecord], function: str) -> list[str]:
@@ -85,13 +85,16 @@ def test_off_there_is_no_record_and_no_wrapper(k: forklab.Kernel) -> None:
     records = fork_exit_wait(k)
     assert records
     assert k.machine.ftrace is None
+    count = len(records)
+    k.task(1).fork()
+    assert len(records) == count
     assert fork.copy_process is ftrace.TRACED["copy_process"]
     assert not hasattr(fork.copy_process, "__wrapped__")
     other = forklab.boot()
     with ftrace.tracing(other.machine) as tracer:
         k.task(1).fork()  # a machine that is not traced records nowhere
         assert hasattr(fork.copy_process, "__wrapped__")
-    assert tracer.records == []
+    assert not tracer.records
 
 
 def test_function_names_follow_the_kernel_version() -> None:
@@ -162,3 +165,33 @@ def test_chrome_trace_json(k: forklab.Kernel) -> None:
     assert timed == sorted(timed) and timed[0] == 1.0
     assert {"task_newtask", "sched_process_exit"} <= {e["name"] for e in events if e["ph"] == "i"}
     assert {"ph": "M", "name": "thread_name", "pid": 3, "tid": 3, "args": {"name": "init-3"}} in events
+
+
+def test_exec_runs_within_do_execve(k: forklab.Kernel) -> None:
+    child = k.task(k.task(1).fork())
+    with ftrace.tracing(k.machine) as tracer:
+        child.execve("/bin/ls", ["ls"])
+    records = list(tracer.records)
+    assert (records[0].name, records[-1].name) == ("do_execve", "do_execve")
+    entered = [r.name for r in records[1:-1] if r.kind == ENTRY]
+    assert [name for name in entered if name != "mmput"] == [
+        "de_thread",
+        "begin_new_exec",
+        "exec_mmap",
+        "setup_new_exec",
+    ]
+
+
+def test_the_oldest_records_go_first_and_renderers_cope(k: forklab.Kernel) -> None:
+    init = k.task(1)
+    with ftrace.tracing(k.machine, size=3) as tracer:
+        init.fork()
+    assert [(r.kind, r.name) for r in tracer.records] == [
+        (ENTRY, "schedule_tail"),
+        (RETURN, "schedule_tail"),
+        (RETURN, "ret_from_fork"),
+    ]  # the child's first run ends the fork call
+    graph = function_graph(tracer.records, cpus=2).splitlines()[4:]
+    assert graph == [" 1)   0.000 us    |    schedule_tail();", " 1)   0.000 us    |  } /* ret_from_fork */"]
+    slices = [e for e in chrome_trace(tracer.records, k.machine.trace)["traceEvents"] if e["ph"] in "BE"]
+    assert [(e["ph"], e["name"]) for e in slices] == [("B", "schedule_tail"), ("E", "schedule_tail")]
