@@ -145,3 +145,20 @@ def test_explain_a_word_with_every_bit_set(forklab: Forklab) -> None:
         assert ["unknown", "bits", "0xfffffffc00000000"] in [line.split() for line in out.splitlines()]
         assert "refused: EINVAL" in out
     assert_one_line_error(forklab("explain", "0x1ffffffffffffffff"), 2, "wider than 64 bits")
+
+
+def test_explain_says_when_the_model_cannot_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from forklab.cli.main import main
+    from forklab.kernel import fork
+    from forklab.kernel.errors import NotModelled
+
+    def not_modelled(*args: object) -> int:
+        raise NotModelled("clone with this flag")
+
+    monkeypatch.setattr(fork, "sys_clone", not_modelled)
+    result = CliRunner().invoke(main, ["explain", "CLONE_VM"])
+    assert result.exit_code == 1
+    assert result.output.endswith("forklab: the model cannot answer: not modelled: clone with this flag\n")
+    assert "refused" not in result.output
