@@ -16,7 +16,6 @@ import sys
 from typing import Any
 
 import click
-from click.exceptions import NoArgsIsHelpError
 
 from forklab import __version__
 from forklab.cli.common import make_console
@@ -37,12 +36,13 @@ class OneLineErrors(click.Group):
         kwargs["standalone_mode"] = False
         try:
             status = super().main(*args, **kwargs)
-        except NoArgsIsHelpError as err:
-            click.echo(err.format_message(), err=True)
-            sys.exit(err.exit_code)
         except click.UsageError as err:
-            where = err.ctx.command_path if err.ctx is not None else "forklab"
-            click.echo(f"{where}: {err.format_message()} (see {where} --help)", err=True)
+            message = err.format_message()
+            if "\n" in message:  # no arguments at all: click's answer is the help text
+                click.echo(message, err=True)
+            else:
+                where = err.ctx.command_path if err.ctx is not None else "forklab"
+                click.echo(f"{where}: {message} (see {where} --help)", err=True)
             sys.exit(err.exit_code)
         except click.ClickException as err:
             click.echo(f"forklab: {err.format_message()}", err=True)

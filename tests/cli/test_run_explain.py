@@ -162,3 +162,10 @@ def test_explain_says_when_the_model_cannot_answer(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 1
     assert result.output.endswith("forklab: the model cannot answer: not modelled: clone with this flag\n")
     assert "refused" not in result.output
+
+
+def test_usage_errors_are_one_line_and_no_arguments_is_help(forklab: Forklab) -> None:
+    assert_one_line_error(forklab("run"), 2, "forklab run: Missing argument 'SCENARIO'. (see forklab run --help)")
+    assert_one_line_error(forklab("bogus"), 2, "forklab: No such command 'bogus'.")
+    bare = forklab()
+    assert "Usage: forklab [OPTIONS] COMMAND" in bare.stdout + bare.stderr and "Traceback" not in bare.stderr
