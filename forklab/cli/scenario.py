@@ -150,6 +150,7 @@ def run_python(filename: str, text: str, version: str | None, on_boot: Callable[
             bound.arguments["version"] = version
         kernel = real_boot(*bound.args, **bound.kwargs)
         kernels.append(kernel)
+        lines.append(f"boot(version={kernel.version!r}) = Linux {kernel.version} model: swapper 0, init 1, kthreadd 2")
         if on_boot is not None:
             on_boot(kernel)
         return kernel

@@ -48,8 +48,13 @@ def test_run_a_script_on_another_kernel(forklab: Forklab, tmp_path: Path) -> Non
     result = forklab("run", str(tmp_path / "s.py"), "--kernel", "6.6")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:4] == ["[pid 1] fork() = 3", "forked 3", "[pid 3] exit(3) = ? <the task is gone>",
-                         "[pid 1] wait4(3, 0) = (3, 768)  exited 3"]  # fmt: skip
+    assert lines[:5] == [
+        "boot(version='6.6') = Linux 6.6 model: swapper 0, init 1, kthreadd 2",
+        "[pid 1] fork() = 3",
+        "forked 3",
+        "[pid 3] exit(3) = ? <the task is gone>",
+        "[pid 1] wait4(3, 0) = (3, 768)  exited 3",
+    ]
     assert "[pid 1] wait4(4, 0) = (4, 9)  killed by SIGKILL" in lines
     assert lines[-1] == "Linux 6.6 model: invariants hold"
 
