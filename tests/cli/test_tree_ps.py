@@ -120,3 +120,10 @@ def test_a_broken_scenario(forklab: Forklab, tmp_path: Path) -> None:
     path = tmp_path / "broken.py"
     path.write_text("import forklab\nk = forklab.boot()\nk.task(1).frobnicate()\n")
     assert_one_line_error(forklab("tree", str(path)), 1, f"{path}:3: AttributeError: 'TaskHandle' object has no")
+
+
+@pytest.mark.parametrize("command", ["run", "explain", "tree", "ps", "status", "demo"])
+def test_help_has_an_example(forklab: Forklab, command: str) -> None:
+    result = forklab(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Example" in result.stdout and f"forklab {command}" in result.stdout
