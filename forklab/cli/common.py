@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from forklab.api import Kernel
+from forklab.cli.demo import build_demo
 from forklab.cli.scenario import ScenarioError, ScenarioRun, run_scenario
 from forklab.kernel.version import DEFAULT_VERSION, PROFILES
 
@@ -29,7 +30,8 @@ def kernel_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[...
     return click.option("--kernel", "version", type=click.Choice(PROFILES), default=None, help=help_text)
 
 
-SCENARIO_ARGUMENT = click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+SCENARIO_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+SCENARIO_ARGUMENT = click.argument("scenario", type=SCENARIO_PATH)
 
 
 def load_scenario(path: Path, version: str | None, on_boot: Callable[[Kernel], None] | None = None) -> ScenarioRun:
@@ -44,7 +46,5 @@ def scenario_or_demo(path: Path | None, version: str | None) -> ScenarioRun:
     """The machine a scenario leaves, or with none the demo's (the login chain and the shell's tasks)."""
     if path is not None:
         return load_scenario(path, version)
-    from forklab.cli.demo import build_demo
-
     kernel = build_demo(version or DEFAULT_VERSION).kernel
     return ScenarioRun(kernel, [kernel], [])

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from forklab.api import TaskGoneError, TaskHandle
-from forklab.cli.common import kernel_option, make_console, scenario_or_demo
+from forklab.cli.common import SCENARIO_PATH, kernel_option, make_console, scenario_or_demo
 from forklab.cli.scenario import ScenarioRun
 from forklab.render.graph import GraphvizMissing, draw
 from forklab.render.ps import ps_table, status_text
@@ -15,7 +15,7 @@ from forklab.render.tree import process_forest, process_tree
 
 SCENARIO_OPTION = click.option(
     "--scenario",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=SCENARIO_PATH,
     default=None,
     help="A scenario (.py or .forklab) to run first [default: the demo's machine].",
 )
@@ -24,7 +24,7 @@ KERNEL_OPTION = kernel_option("The kernel version to boot [default: the scenario
 
 
 @click.command(short_help="The process tree a scenario leaves: in the terminal, SVG or PNG.")
-@click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("scenario", required=False, type=SCENARIO_PATH)
 @click.option("--svg", type=OUTPUT, help="Also draw it to FILE as SVG, through Graphviz.")
 @click.option("--png", type=OUTPUT, help="Also draw it to FILE as PNG, through Graphviz.")
 @KERNEL_OPTION
