@@ -13,12 +13,13 @@ from forklab.kernel.task import PF_KTHREAD
 COLUMNS = ("PID", "PPID", "TGID", "STAT", "COMMAND", "NSPID")
 
 
-def stat(task: TaskHandle, fields: Mapping[str, str]) -> str:
-    """ps's STAT: the state letter, ``s`` for a session leader, ``l`` for a multi-threaded process."""
+def stat(fields: Mapping[str, str]) -> str:
+    """ps's STAT: the state letter, then ``s`` in a session leader's process and ``l`` in a
+    multi-threaded one (every thread's row, as ps -L shows them)."""
     text = fields["State"].split()[0]
-    if fields.get("NSsid", "").split()[:1] == [fields["Pid"]]:
+    if fields.get("NSsid", "").split()[:1] == [fields["Tgid"]]:
         text += "s"
-    if int(fields.get("Threads", "1")) > 1 and fields["Pid"] == fields["Tgid"]:
+    if int(fields.get("Threads", "1")) > 1:
         text += "l"
     return text
 
@@ -34,7 +35,7 @@ def ps_rows(k: Kernel, names: Mapping[str, TaskHandle] | None = None) -> list[tu
     rows: list[tuple[str, ...]] = []
     for task in k.tasks():
         fields = task.status()
-        row: tuple[str, ...] = (fields["Pid"], fields["PPid"], fields["Tgid"], stat(task, fields), command(task),
+        row: tuple[str, ...] = (fields["Pid"], fields["PPid"], fields["Tgid"], stat(fields), command(task),
                " ".join(fields["NSpid"].split()))  # fmt: skip
         if names:
             row += (named.get(task.task_struct, ""),)

@@ -91,7 +91,7 @@ def test_ps_of_the_demo(forklab: Forklab) -> None:
     result = forklab("ps", "--kernel", "6.6")
     assert "tasks of the Linux 6.6 model" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines()[2:]]
-    assert ["3", "1", "3", "Rl", "sh", "3"] in rows and ["5", "1", "3", "R", "sh", "5"] in rows
+    assert ["3", "1", "3", "Rl", "sh", "3"] in rows and ["5", "1", "3", "Rl", "sh", "5"] in rows
 
 
 def test_status(forklab: Forklab, scenario: Path) -> None:
