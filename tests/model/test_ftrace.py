@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import forklab
 from forklab import CLONE_SIGHAND
@@ -12,6 +13,8 @@ from forklab.kernel.version import Behaviour, KernelVersion
 from forklab.render.ftrace import function_graph, function_trace_text, graph_duration
 from forklab.render.perfetto import chrome_trace
 from forklab.uapi import errno as E
+
+SCENARIOS = Path(forklab.__file__).parent / "diff" / "scenarios"
 
 
 def fork_exit_wait(k: forklab.Kernel) -> list[FuncRecord]:
@@ -221,3 +224,17 @@ def test_a_sleeping_call_returns_from_its_functions_when_it_wakes(k: forklab.Ker
     graph = function_graph(records, cpus=2, graph_function="kernel_wait4")
     assert "do_exit" not in graph  # the child's calls while init slept are not within init's kernel_wait4
     assert "|          wait_task_zombie() {" in graph and graph.endswith(" 0)   1.000 us    |  }\n")
+
+
+def test_tracing_changes_nothing_the_model_does() -> None:
+    """Every built-in scenario gives the same results and tracepoint lines, traced or not."""
+    from forklab.cli.scenario import run_scenario
+
+    for path in sorted(SCENARIOS.glob("*.forklab")):
+        plain = run_scenario(path)
+        traced = run_scenario(path, on_boot=lambda kernel: ftrace.enable(kernel.machine))
+        tracer = traced.kernel.machine.ftrace
+        ftrace.disable(traced.kernel.machine)
+        assert tracer is not None and tracer.records, path.name
+        assert traced.lines == plain.lines, path.name
+        assert traced.kernel.trace_text() == plain.kernel.trace_text(), path.name
