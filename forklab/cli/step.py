@@ -240,6 +240,7 @@ def step(scenario: str, breakpoints: tuple[str, ...], commands: str | None, vers
 
     Examples:
 
+    \b
       forklab step fork.forklab --break copy_process
       forklab step fork.py -b sched_fork -b alloc_pid --commands "c,p,c"
     """
