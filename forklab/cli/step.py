@@ -106,7 +106,7 @@ class Stepper:
     def stop(self, frame: Frame, tracer: FunctionTracer, number: int | None) -> None:
         self.stops += 1
         where = f"Breakpoint {number}, " if number is not None else ""
-        self.say(f"\n{where}{describe_frame(frame, self.child)}")
+        self.say(f"\n{where}{describe_frame(frame, self.building(tracer))}")
         self.backtrace(tracer)
         self.print_task(frame, tracer)
         while True:
@@ -134,22 +134,27 @@ class Stepper:
 
     def backtrace(self, tracer: FunctionTracer) -> None:
         for index, frame in enumerate(reversed(tracer.stack)):
-            self.say(f"#{index:<2} {describe_frame(frame, self.child)}")
+            self.say(f"#{index:<2} {describe_frame(frame, self.building(tracer))}")
+
+    def building(self, tracer: FunctionTracer) -> Task | None:
+        """The task the clone under way is making, once dup_task_struct has made it."""
+        if any(f.fn.__name__ in CLONE_PATH for f in tracer.stack):
+            return self.child
+        return None
 
     def print_task(self, frame: Frame, tracer: FunctionTracer) -> None:
-        building = self.child is not None and any(f.fn.__name__ in CLONE_PATH for f in tracer.stack)
-        if not building:
+        child = self.building(tracer)
+        if child is None:
             if any(f.fn.__name__ == "copy_process" for f in tracer.stack):
                 self.say("the task being built: none yet (dup_task_struct has not run)")
                 return
             self.say(f"the current task: {task_label(frame.task)}")
             self.say(task_lines(frame.task, str(frame.task.pid)))
             return
-        assert self.child is not None
         parent = next(f.task for f in tracer.stack if f.fn.__name__ in CLONE_PATH)
         self.say(f"the task being built by {task_label(parent)}:")
-        self.say(task_lines(self.child, child_pid_text(self.child_pid)))
-        self.say(sharing_line(parent, self.child))
+        self.say(task_lines(child, child_pid_text(self.child_pid)))
+        self.say(sharing_line(parent, child))
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -235,6 +240,7 @@ def step(scenario: str, breakpoints: tuple[str, ...], commands: str | None, vers
 
     Examples:
 
+    \b
       forklab step fork.forklab --break copy_process
       forklab step fork.py -b sched_fork -b alloc_pid --commands "c,p,c"
     """

@@ -87,6 +87,7 @@ def trace(scenario: str, fmt: str, output: str | None, graph_function: str | Non
 
     Examples:
 
+    \b
       forklab trace fork.forklab                      # function_graph text
       forklab trace fork.forklab --graph-function copy_process
       forklab trace fork.py --format perfetto -o fork.json   # open in ui.perfetto.dev

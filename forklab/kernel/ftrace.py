@@ -8,7 +8,9 @@ mcount call sites; ``disable`` puts the originals back once no machine traces. A
 records only for a machine whose ``ftrace`` is set and is a plain call for any other.
 
 Times are the machine's virtual clock (``k.now``), which advances per system call: a function
-that returns within the call it was entered in takes 0 ns.
+that returns within the call it was entered in takes 0 ns. A call that sleeps (``WouldBlock``)
+has not returned from its functions: they return when the retry that runs once the task is
+woken finishes, with the time asleep in their duration, as the kernel's graph shows it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from forklab.kernel.errors import KernelError
 from forklab.kernel.version import Behaviour, KernelVersion
+from forklab.kernel.wait import WouldBlock
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
@@ -130,11 +133,33 @@ class FunctionTracer:
 
     def leave(self, k: Machine, frame: Frame, result: Any, error: BaseException | None) -> None:
         self.stack.pop()
+        if isinstance(error, WouldBlock):
+            self.sleep(k, frame, error)
+            return
         frame.result = result
         frame.error = error
         self.record(k, RETURN, frame, k.now, error.errno if isinstance(error, KernelError) else 0)
         if self.listener is not None:
             self.listener(RETURN, frame, self)
+
+    def sleep(self, k: Machine, frame: Frame, block: WouldBlock) -> None:
+        """The call sleeps inside ``frame``'s function, which returns only once the retry that
+        runs when the task is woken has finished: the frame is back on the stack for it."""
+        retry = block.retry
+
+        def resumed() -> Any:
+            if k.ftrace is not self:
+                return retry()
+            self.stack.append(frame)
+            try:
+                result = retry()
+            except BaseException as err:
+                self.leave(k, frame, None, err)
+                raise
+            self.leave(k, frame, result, None)
+            return result
+
+        block.retry = resumed
 
     def record(self, k: Machine, kind: str, frame: Frame, ts: int, errno: int) -> None:
         task = frame.task

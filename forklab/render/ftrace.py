@@ -39,26 +39,28 @@ def graph_proc(comm: str, pid: int) -> str:
 
 
 def subtrees(records: Sequence[FuncRecord], graph_function: str | None) -> Iterator[tuple[FuncRecord, int]]:
-    """Each record with its depth; with ``graph_function``, only the calls made within that
-    function, counted from it (what set_graph_function does)."""
+    """Each record with its depth; with ``graph_function``, only the calls a task makes within
+    that function, counted from it (what set_graph_function does)."""
     if graph_function is None:
         yield from ((record, record.depth) for record in records)
         return
-    root: int | None = None
+    roots: dict[int, int] = {}  # per task, as the kernel flags the task: the depth of its call
     for record in records:
+        root = roots.get(record.pid)
         if root is None and record.kind == ENTRY and record.name == graph_function:
-            root = record.depth
+            root = roots[record.pid] = record.depth
         if root is not None:
             yield record, record.depth - root
             if record.kind == RETURN and record.depth == root:
-                root = None
+                del roots[record.pid]
 
 
 def function_graph(records: Sequence[FuncRecord], cpus: int, graph_function: str | None = None) -> str:
     """The records as /sys/kernel/tracing/trace prints them under the function_graph tracer."""
     cpu_width = len(str(cpus - 1))
     last_task: dict[int, tuple[str, int]] = {}  # per CPU
-    open_calls: dict[int, list[str]] = {}  # per pid: the functions entered and not yet returned from
+    # Per CPU and depth, the function entered there and not yet returned from (enter_funcs).
+    entered: dict[tuple[int, int], str] = {}
     lines = [GRAPH_HEADER]
     rows = list(subtrees(records, graph_function))
     index = 0
@@ -68,7 +70,7 @@ def function_graph(records: Sequence[FuncRecord], cpus: int, graph_function: str
         lines.append(context_switch(last_task, record, cpu))
         following = rows[index + 1][0] if index + 1 < len(rows) else None
         leaf = following if record.kind == ENTRY and following is not None and is_return_of(following, record) else None
-        lines.append(cpu + graph_call(record, leaf, depth, open_calls.setdefault(record.pid, [])))
+        lines.append(cpu + graph_call(record, leaf, depth, entered))
         index += 1 if leaf is None else 2
     return "".join(lines)
 
@@ -83,19 +85,20 @@ def context_switch(last_task: dict[int, tuple[str, int]], record: FuncRecord, cp
     return f"{SWITCH_RULE}\n{switch}\n{SWITCH_RULE}\n\n"
 
 
-def graph_call(record: FuncRecord, leaf_return: FuncRecord | None, depth: int, open_calls: list[str]) -> str:
+def graph_call(
+    record: FuncRecord, leaf_return: FuncRecord | None, depth: int, entered: dict[tuple[int, int], str]
+) -> str:
     """One line after the CPU column: a leaf call, an entry, or a return."""
     indent = " " * (depth * INDENT)
     if leaf_return is not None:
         return f"{graph_duration(leaf_return.ts - record.ts)}{indent}{record.name}();\n"
     if record.kind == ENTRY:
-        open_calls.append(record.name)
+        entered[record.cpu, depth] = record.name
         return f"{NO_DURATION}{indent}{record.name}() {{\n"
-    if open_calls and open_calls[-1] == record.name:
-        open_calls.pop()
-        closing = "}"
-    else:
-        closing = f"}} /* {record.name} */"  # its entry has left the ring buffer: say whose brace it is
+    # A brace whose entry this CPU did not show at that depth (the entry left the ring buffer,
+    # or another task's calls came between) names its function, as the kernel's does.
+    matched = entered.pop((record.cpu, depth), None) == record.name
+    closing = "}" if matched else f"}} /* {record.name} */"
     return f"{graph_duration(record.ts - record.calltime)}{indent}{closing}\n"
 
 

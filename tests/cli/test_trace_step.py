@@ -132,3 +132,13 @@ def test_bad_input_is_one_line(sequence: Path, args: list[str], message: str) ->
     assert "Traceback" not in result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_step_into_a_wait_that_slept(tmp_path: Path) -> None:
+    scenario = tmp_path / "wait.forklab"
+    scenario.write_text("t1 = t0.fork()\nt0.wait4(-1, 0)\nt1.exit(3)\n")
+    result = forklab("step", str(scenario), "-b", "wait_task_zombie", "--commands", "c")
+    assert result.returncode == 0, result.stderr
+    assert "Breakpoint 1, wait_task_zombie (current=init-4, wo=<WaitOpts>, p=init-5)" in result.stdout
+    assert "#4  kernel_wait4 (current=init-4, upid=-1, options=0)" in result.stdout  # back inside the sleeping call
+    assert "<... t0.wait4(-1, 0) resumed> = (2, 768)  exited 3" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import forklab
 from forklab import CLONE_SIGHAND
@@ -12,6 +13,8 @@ from forklab.kernel.version import Behaviour, KernelVersion
 from forklab.render.ftrace import function_graph, function_trace_text, graph_duration
 from forklab.render.perfetto import chrome_trace
 from forklab.uapi import errno as E
+
+SCENARIOS = Path(forklab.__file__).parent / "diff" / "scenarios"
 
 
 def fork_exit_wait(k: forklab.Kernel) -> list[FuncRecord]:
@@ -195,3 +198,43 @@ def test_the_oldest_records_go_first_and_renderers_cope(k: forklab.Kernel) -> No
     assert graph == [" 1)   0.000 us    |    schedule_tail();", " 1)   0.000 us    |  } /* ret_from_fork */"]
     slices = [e for e in chrome_trace(tracer.records, k.machine.trace)["traceEvents"] if e["ph"] in "BE"]
     assert [(e["ph"], e["name"]) for e in slices] == [("B", "schedule_tail"), ("E", "schedule_tail")]
+
+
+def test_a_sleeping_call_returns_from_its_functions_when_it_wakes(k: forklab.Kernel) -> None:
+    init = k.task(1)
+    child = k.task(init.fork())
+    with ftrace.tracing(k.machine) as tracer:
+        init.wait4(-1, 0)  # no zombie yet: init sleeps in do_wait
+        child.exit(0)  # wakes init, whose wait finishes
+    records = list(tracer.records)
+    assert [(r.kind, r.name, r.depth) for r in records[:6]] == [
+        (ENTRY, "kernel_wait4", 0),
+        (ENTRY, "do_wait", 1),
+        (ENTRY, "__do_wait", 2),
+        (ENTRY, "wait_consider_task", 3),
+        (RETURN, "wait_consider_task", 3),
+        (RETURN, "__do_wait", 2),
+    ]  # and no return from do_wait or kernel_wait4 before the child has exited
+    exit_done = max(i for i, r in enumerate(records) if r.name == "do_exit")
+    wait_returns = [i for i, r in enumerate(records) if r.kind == RETURN and r.name in ("do_wait", "kernel_wait4")]
+    assert len(wait_returns) == 2 and min(wait_returns) > exit_done
+    retried = next(r for r in records[exit_done:] if r.name == "wait_task_zombie")
+    assert (retried.pid, retried.depth) == (1, 4)  # the retry runs inside do_wait again
+    assert records[-1].name == "kernel_wait4" and records[-1].ts - records[-1].calltime == 1000  # one call asleep
+    graph = function_graph(records, cpus=2, graph_function="kernel_wait4")
+    assert "do_exit" not in graph  # the child's calls while init slept are not within init's kernel_wait4
+    assert "|          wait_task_zombie() {" in graph and graph.endswith(" 0)   1.000 us    |  }\n")
+
+
+def test_tracing_changes_nothing_the_model_does() -> None:
+    """Every built-in scenario gives the same results and tracepoint lines, traced or not."""
+    from forklab.cli.scenario import run_scenario
+
+    for path in sorted(SCENARIOS.glob("*.forklab")):
+        plain = run_scenario(path)
+        traced = run_scenario(path, on_boot=lambda kernel: ftrace.enable(kernel.machine))
+        tracer = traced.kernel.machine.ftrace
+        ftrace.disable(traced.kernel.machine)
+        assert tracer is not None and tracer.records, path.name
+        assert traced.lines == plain.lines, path.name
+        assert traced.kernel.trace_text() == plain.kernel.trace_text(), path.name
