@@ -379,8 +379,11 @@ class TaskHandle:
     def pidfd_open(self, pid: int, flags: int = 0) -> int:
         return self._call("pidfd_open", lambda k, t: kpidfd.sys_pidfd_open(k, t, pid, flags))  # type: ignore[no-any-return]
 
-    def pidfd_send_signal(self, pidfd: int, sig: int, flags: int = 0) -> None:
-        self._call("pidfd_send_signal", lambda k, t: kpidfd.sys_pidfd_send_signal(k, t, pidfd, sig, 0, flags))
+    def pidfd_send_signal(self, pidfd: int, sig: int, flags: int = 0) -> Pending | None:
+        """None; a Pending if the caller stopped on its way out (it signalled its own group)."""
+        return self._call(  # type: ignore[no-any-return]
+            "pidfd_send_signal", lambda k, t: kpidfd.sys_pidfd_send_signal(k, t, pidfd, sig, 0, flags), lambda v: None
+        )
 
     def unshare(self, flags: int) -> None:
         self._call("unshare", lambda k, t: fork.ksys_unshare(k, t, flags))
@@ -580,17 +583,19 @@ class TaskHandle:
         old = self._call("sigaction", lambda k, t: do_sigaction(k, t, sig, (handler, flags, mask)))
         return int(old[0])
 
-    def kill(self, pid: int, sig: int) -> None:
+    def kill(self, pid: int, sig: int) -> Pending | None:
+        """None; a Pending if the caller stopped on its way out (it signalled itself)."""
         from forklab.kernel.signal import kill_something_info
 
-        self._call("kill", lambda k, t: kill_something_info(k, t, sig, pid))
+        return self._call("kill", lambda k, t: kill_something_info(k, t, sig, pid), lambda v: None)  # type: ignore[no-any-return]
 
-    def tgkill(self, tgid: int, tid: int, sig: int) -> None:
+    def tgkill(self, tgid: int, tid: int, sig: int) -> Pending | None:
         from forklab.kernel.signal import do_tkill
 
-        self._call("tgkill", lambda k, t: do_tkill(k, t, tgid, tid, sig))
+        return self._call("tgkill", lambda k, t: do_tkill(k, t, tgid, tid, sig), lambda v: None)  # type: ignore[no-any-return]
 
-    def sigprocmask(self, how: int, sigset: int) -> int:
+    def sigprocmask(self, how: int, sigset: int) -> int | Pending:
+        """The old mask; a Pending if unblocking let a stop signal in."""
         return self._call("sigprocmask", lambda k, t: sigprocmask(k, t, how, sigset))  # type: ignore[no-any-return]
 
     # ---- uts --------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Outcome:
     raw: Any = None  # the side's own value (an address; for a pending call, what finishes it)
     actor: Any = None  # for a pending call: the task asleep in it
     args: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})  # the arguments as this side passed them
+    reason: str = ""  # for an error on the model: the check that refused
 
     def __str__(self) -> str:
         if self.status == ERROR:
@@ -161,7 +162,7 @@ class ModelSide:
         try:
             result = getattr(actor, name)(*args, **kwargs)
         except SyscallError as err:
-            return Outcome(ERROR, errno=err.errno or E.EIO)
+            return Outcome(ERROR, errno=err.errno or E.EIO, reason=err.reason)
         except TaskBlocked:
             return Outcome(BLOCKED)
         except TaskGoneError:
@@ -193,7 +194,7 @@ class ModelSide:
                     return Outcome(OK, 0)  # what the system call itself returns
                 return Outcome(OK, normalize(pending.name, value))
             except SyscallError as err:
-                return Outcome(ERROR, errno=err.errno or E.EIO)
+                return Outcome(ERROR, errno=err.errno or E.EIO, reason=err.reason)
             except TaskGoneError:
                 return Outcome(GONE)
         actor = outcome.actor

@@ -20,6 +20,7 @@ from forklab.kernel.cred import copy_creds, exit_creds, nproc_over_limit, unchar
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs.file import File, copy_files, exit_files, fd_install, fput, put_unused_fd
 from forklab.kernel.fs.fs_struct import copy_fs, exit_fs
+from forklab.kernel.ftrace import traced
 from forklab.kernel.futex import futex_hash_allocate_default
 from forklab.kernel.ipc import copy_semundo, exit_sem
 from forklab.kernel.mm.mm import (
@@ -63,11 +64,13 @@ from forklab.kernel.sched.core import sched_cgroup_fork, sched_fork, wake_up_new
 from forklab.kernel.signal import (
     SIGNAL_UNKILLABLE,
     SigPending,
+    calculate_sigpending,
     cleanup_sighand,
     copy_sighand,
     copy_signal,
     fatal_signal_pending,
     free_signal_struct,
+    recalc_sigpending,
     task_sigpending,
 )
 from forklab.kernel.task import (
@@ -352,6 +355,7 @@ def unwind(k: Machine, current: Task, st: ForkState, label: str) -> None:
 # ---- dup_task_struct ------------------------------------------------------------------------
 
 
+@traced
 def dup_task_struct(k: Machine, current: Task) -> Task:
     """A new task_struct and kernel stack, a copy of the parent's (arch_dup_task_struct)."""
     k.kmem_cache_alloc(current, "task_struct")
@@ -454,6 +458,7 @@ def put_task_struct_rcu_user(k: Machine, p: Task) -> None:
 # ---- copy_thread (arch/x86/kernel/process.c) -------------------------------------------------
 
 
+@traced
 def copy_thread(k: Machine, current: Task, p: Task, args: KernelCloneArgs) -> None:
     """The child's registers: the parent's user frame with 0 as the return value, a new stack
     pointer if one was given, a new TLS base with CLONE_SETTLS. A kernel thread instead gets a
@@ -488,6 +493,7 @@ def kthread_fn_name(args: KernelCloneArgs) -> str | None:
 # ---- copy_process ------------------------------------------------------------------------------
 
 
+@traced
 def copy_process(k: Machine, current: Task, pid: object, trace: int, args: KernelCloneArgs) -> Task:
     """Create the new task, not yet running; raise KernelError after undoing what was done."""
     clone_flags = args.flags
@@ -527,6 +533,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         current.signal.multiprocess.append(delayed)
     label = "fork_out"
     try:
+        recalc_sigpending(current)
         if task_sigpending(current):
             raise KernelError(E.ERESTARTNOINTR, "copy_process: a signal is pending; the fork restarts after it")
         p = st.p = dup_task_struct(k, current)
@@ -558,6 +565,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         p.ptraced = {}
         p.vfork_done = None
         p.pending = SigPending()
+        p.tif_sigpending = False
         p.io_context = None
         p.jobctl = 0
         cgroup_fork(k, p)
@@ -693,6 +701,7 @@ def copy_oom_score_adj(clone_flags: int, p: Task) -> None:
         p.mm.flags |= MMF_MULTIPROCESS
 
 
+@traced
 def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
     """CLONE_IO shares the io_context; the model's tasks never have one, so nothing is shared."""
     ioc = current.io_context
@@ -704,6 +713,7 @@ def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
 # ---- kernel_clone and the entry points ---------------------------------------------------------
 
 
+@traced
 def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
     """Create the task, wake it, and return its pid as the caller sees it."""
     clone_flags = args.flags
@@ -749,6 +759,7 @@ def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
     return rest()
 
 
+@traced
 def wait_for_vfork_done(k: Machine, current: Task, child: Task, vfork: Completion, pid: Pid, nr: int) -> int:
     """The vfork parent sleeps (killable) until the child execs or exits and releases the mm."""
 
@@ -917,6 +928,7 @@ def fork_idle(k: Machine, current: Task, cpu: int) -> Task:
     return p
 
 
+@traced
 def schedule_tail(k: Machine, p: Task) -> None:
     """The child's first moments in ret_from_fork: CLONE_CHILD_SETTID is written by the child itself."""
     from forklab.kernel.pid import pid_nr_ns
@@ -927,6 +939,7 @@ def schedule_tail(k: Machine, p: Task) -> None:
         except KernelError:
             pass
         p.set_child_tid = 0
+    calculate_sigpending(p)
 
 
 # ---- unshare ---------------------------------------------------------------------------------
@@ -963,6 +976,7 @@ def check_unshare_flags(current: Task, unshare_flags: int) -> None:
         raise KernelError(E.EINVAL, "unshare: CLONE_VM while the address space is shared")
 
 
+@traced
 def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
     """unshare(2): implied flags, the checks, then new fs/files/creds/namespaces, committed together."""
     from forklab.kernel.cred import commit_creds, ns_capable, prepare_creds, put_cred, set_cred_ucounts

@@ -25,11 +25,13 @@ class Behaviour(enum.Enum):
 
     value: tuple[str, str, str]  # (first version, certainty, what changes)
 
+    DO_FORK_TLS = ("4.2", "range 3.19-4.2", "_do_fork(..., tls) and copy_thread_tls; do_fork a wrapper")
     CLONE3 = ("5.3", "verified", "the clone3 system call")
     CLONE3_SET_TID = ("5.5", "verified", "clone3 set_tid/set_tid_size (CLONE_ARGS_SIZE_VER1)")
     CLONE_CLEAR_SIGHAND = ("5.5", "verified", "clone3 CLONE_CLEAR_SIGHAND")
     CLONE_INTO_CGROUP = ("5.7", "verified", "clone3 CLONE_INTO_CGROUP (CLONE_ARGS_SIZE_VER2)")
     SET_TID_CHECKPOINT_RESTORE = ("5.9", "range 5.7-5.9", "set_tid allowed with CAP_CHECKPOINT_RESTORE")
+    COPY_THREAD_TLS_FOLDED = ("5.9", "verified", "copy_thread_tls folded back into copy_thread")
     KERNEL_CLONE = ("5.10", "range 5.9-5.10", "_do_fork renamed kernel_clone")
     NPROC_IN_UCOUNTS = ("5.14", "unverified", "RLIMIT_NPROC counted in ucounts, checked after copy_creds")
     SCHED_CGROUP_FORK = ("5.17", "verified", "sched_cgroup_fork() after cgroup_can_fork()")
@@ -47,6 +49,11 @@ class Behaviour(enum.Enum):
     PER_NS_PID_MAX = ("6.14", "range 6.12-6.14", "each pid namespace has its own pid_max")
     FUTEX_PRIVATE_HASH = ("6.16", "unverified", "first thread allocates the process futex hash")
     EXIT_TRACE_GROUP_DEAD = ("6.16", "unverified", "sched_process_exit prints group_dead")
+    PIDFD_OPEN_THREAD_ENOENT = (
+        "6.16",
+        "host 6.18.44",
+        "pidfd_open of a thread without PIDFD_THREAD: ENOENT, not EINVAL",
+    )
 
     @property
     def since(self) -> tuple[int, int]:

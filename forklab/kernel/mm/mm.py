@@ -8,6 +8,7 @@ import bisect
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.mm.pages import (
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -275,6 +276,7 @@ def access_ok(addr: int, size: int) -> bool:
 # ---- fork ----------------------------------------------------------------------------------
 
 
+@traced
 def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
     """Copy every VMA but the MADV_DONTFORK ones; anonymous pages become copy-on-write."""
     parent_top, child_top = fork_layers(oldmm.anon)
@@ -293,6 +295,7 @@ def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
             clear_range(child_top, copy.vm_start >> PAGE_SHIFT, copy.vm_end >> PAGE_SHIFT)
 
 
+@traced
 def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
     k.kmem_cache_alloc(current, "mm_struct")
     mm = MmStruct()
@@ -315,6 +318,7 @@ def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
     return mm
 
 
+@traced
 def copy_mm(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     """CLONE_VM shares the address space; otherwise dup_mm copies it. Kernel threads have none."""
     tsk.mm = None
@@ -359,6 +363,7 @@ def exit_mmap(k: Machine, mm: MmStruct) -> None:
     mm.anon = Layer()
 
 
+@traced
 def mmput(k: Machine, mm: MmStruct) -> None:
     """Drop a user of the address space; the last one tears it down."""
     mm.mm_users -= 1

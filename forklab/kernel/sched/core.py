@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.sched.fair import (
     SCHED_PRIO_TO_WEIGHT,
     account_dequeue,
@@ -150,6 +151,7 @@ def requeued(k: Machine, p: Task) -> Iterator[None]:
         account_enqueue(cfs, p.se)
 
 
+@traced
 def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
     """The child starts TASK_NEW (no wakeup can queue it yet) with the parent's normal priority
     and slice; SCHED_RESET_ON_FORK gives it SCHED_NORMAL, no negative nice and the base slice."""
@@ -173,6 +175,7 @@ def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
         raise KernelError(E.EAGAIN, "sched_fork: a SCHED_DEADLINE task cannot fork without SCHED_RESET_ON_FORK")
 
 
+@traced
 def sched_cgroup_fork(k: Machine, current: Task, p: Task) -> None:
     """The child is set on the parent's CPU until wake_up_new_task balances it."""
     p.cpu = current.cpu
@@ -208,6 +211,7 @@ def deactivate_task(k: Machine, p: Task) -> None:
     account_dequeue(rq.cfs, p.se)
 
 
+@traced
 def wake_up_new_task(k: Machine, p: Task) -> None:
     """TASK_RUNNING, a CPU by fork balancing, enqueued with initial placement."""
     from forklab.kernel.trace import trace_sched_wakeup_new
