@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import struct
-from typing import NamedTuple
+# Imported under private names: ``from forklab.uapi.sched import *`` should carry constants only.
+from struct import calcsize as _calcsize
+from typing import NamedTuple as _NamedTuple
 
 CSIGNAL = 0x000000FF
 CLONE_NEWTIME = 0x00000080
@@ -92,7 +93,7 @@ SCHED_FLAG_ALL = (
 SCHED_ATTR_SIZE_VER0 = 48  # up to sched_period
 SCHED_ATTR_SIZE_VER1 = 56  # + sched_util_min, sched_util_max
 SCHED_ATTR_LAYOUT = "<IIQiIQQQII"  # struct sched_attr, field by field, as SchedAttr lists them
-SCHED_ATTR_WIDTHS = tuple(struct.calcsize(code) for code in SCHED_ATTR_LAYOUT[1:])  # bytes per field
+SCHED_ATTR_WIDTHS = tuple(_calcsize(code) for code in SCHED_ATTR_LAYOUT[1:])  # bytes per field
 
 
 def pack_sched_attr(fields: tuple[int, ...]) -> bytes:
@@ -103,7 +104,7 @@ def pack_sched_attr(fields: tuple[int, ...]) -> bytes:
     )
 
 
-class SchedAttr(NamedTuple):
+class SchedAttr(_NamedTuple):
     """struct sched_attr (uapi/linux/sched/types.h), in its field order."""
 
     size: int = SCHED_ATTR_SIZE_VER1
