@@ -396,6 +396,27 @@ def release_newborn(g: Generator, child: str) -> None:
         continue_tracee(g, tracer, child)
 
 
+def act_sched(g: Generator, actor: str) -> None:
+    """Nice values and policies; no SCHED_IDLE or high nice, which would slow a host puppet to a
+    crawl on a loaded machine."""
+    target = one_of(g.rng, ("0", "0", *g.tasks()))
+    choice = g.rng.random()
+    policy = one_of(g.rng, ("SCHED_NORMAL", "SCHED_BATCH", "SCHED_FIFO", "SCHED_BATCH | SCHED_RESET_ON_FORK"))
+    priority = 1 if "FIFO" in policy else 0
+    if choice < 0.3:
+        g.play(f"{actor}.setpriority(PRIO_PROCESS, {target}, {g.rng.choice((-1, 0, 2, 5))})")
+    elif choice < 0.5:
+        g.play(f"{actor}.getpriority(PRIO_PROCESS, {target})")
+    elif choice < 0.65:
+        g.play(f"{actor}.sched_setscheduler({target}, {policy}, {priority})")
+    elif choice < 0.8:
+        flags = one_of(g.rng, ("0", "SCHED_FLAG_RESET_ON_FORK"))
+        g.play(f"{actor}.sched_setattr({target}, {policy.split()[0]}, flags={flags}, priority={priority}, "
+               f"nice={g.rng.choice((0, 1, 4))}, runtime={g.rng.choice((0, 3000000))})")  # fmt: skip
+    else:
+        g.play(f"{actor}.{one_of(g.rng, ('sched_getattr', 'sched_getscheduler', 'sched_getparam'))}({target})")
+
+
 def words_for(g: Generator, actor: str) -> str:
     """A mapping of ``actor``'s to hold tid and pidfd words."""
     own = g.maps_of(actor)
@@ -430,6 +451,7 @@ ACTIONS: tuple[tuple[Callable[[Generator, str], None], int], ...] = (
     (act_memory, 6),
     (act_pdeath, 2),
     (act_subreaper, 2),
+    (act_sched, 2),
     (act_ptrace, 3),
 )
 

@@ -138,7 +138,6 @@ class Task:
         "set_child_tid",
         "sighand",
         "signal",
-        "sigpending",
         "stack",
         "start_boottime",
         "start_time",
@@ -148,6 +147,7 @@ class Task:
         "tgid",
         "thread",
         "thread_pid",
+        "tif_sigpending",
         "usage",
         "vfork_done",
     )
@@ -202,7 +202,6 @@ class Task:
     set_child_tid: int
     sighand: SighandStruct | None
     signal: SignalStruct
-    sigpending: bool  # TIF_SIGPENDING: the task will look for signals on its way to user space
     stack: bool
     start_boottime: int
     start_time: int
@@ -212,6 +211,8 @@ class Task:
     tgid: int
     thread: ThreadStruct
     thread_pid: Pid | None
+    # TIF_SIGPENDING of thread_info.flags: the task looks for signals on its way to user mode.
+    tif_sigpending: bool
     usage: int
     vfork_done: Completion | None
 
