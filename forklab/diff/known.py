@@ -69,8 +69,13 @@ KNOWN: tuple[Known, ...] = (
     Known(
         "vfork-release-race",
         "a vfork child's exit wakes its parent before it sends the exit signal: on the host the parent"
-        " may return from vfork first, then die of that signal; the model finishes the child's exit first",
-        lambda d: d.kind == "pending" and ("vfork(" in d.what or "CLONE_VFORK" in d.what) and _gone_and_a_pid(d),
+        " may return from vfork first, then die of that signal (or, traced, stop for it); the model"
+        " finishes the child's exit first, so its parent takes the signal before vfork returns",
+        lambda d: (
+            d.kind == "pending"
+            and ("vfork(" in d.what or "CLONE_VFORK" in d.what)
+            and (_gone_and_a_pid(d) or (d.model == "still asleep" and d.host.isdigit()))
+        ),
     ),
     Known(
         "kill-return-race",
