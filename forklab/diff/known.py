@@ -78,6 +78,18 @@ KNOWN: tuple[Known, ...] = (
         ),
     ),
     Known(
+        "tracer-death-race",
+        "a tracee held in a fork, clone or vfork event stop is let go when its tracer dies; on the"
+        " host it runs at once and may return from its call before the end of the pid namespace"
+        " (its init dying with the tracer) kills it; the model runs it after the dying call",
+        lambda d: (
+            d.kind == "pending"
+            and any(f".{call}(" in d.what for call in ("fork", "clone", "clone3"))
+            and d.model == "gone"
+            and d.host.isdigit()
+        ),
+    ),
+    Known(
         "kill-return-race",
         "a task killed by the caller may die, and send its exit signal to the caller, before the caller"
         " is back in user space (on the host, when both share a CPU); the model returns to the caller first",

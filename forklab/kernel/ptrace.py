@@ -93,7 +93,8 @@ def ptrace_event_enabled(task: Task, event: int) -> bool:
 
 
 def ptrace_link(child: Task, new_parent: Task) -> None:
-    new_parent.ptraced[child] = None
+    """The newest tracee heads the tracer's list (list_add): a wait looks at it first."""
+    new_parent.ptraced = {child: None, **new_parent.ptraced}
     child.parent = new_parent
 
 

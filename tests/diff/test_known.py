@@ -32,6 +32,8 @@ VFORK = "t3 = t1.vfork() (asleep since step 4)"
         (Difference(5, "pending", VFORK, "still asleep", "3"), "vfork-release-race"),
         (Difference(5, "pending", VFORK, "3", "still asleep"), ""),
         (Difference(5, "pending", VFORK, "4", "3"), ""),
+        (Difference(5, "pending", "t8 = t4.clone(SIGCHLD) (asleep since step 4)", "gone", "4"), "tracer-death-race"),
+        (Difference(5, "pending", "t8 = t4.clone(SIGCHLD) (asleep since step 4)", "4", "gone"), ""),
         (Difference(5, "pending", "t0.wait4(-1, 0) (asleep since step 4)", "gone", "3"), ""),
         (Difference(5, "result", "t1.kill(t5, SIGKILL)", "0", "gone"), "kill-return-race"),
         (Difference(5, "result", "t1.kill(t5, SIGKILL)", "0", "-EPERM"), ""),

@@ -380,3 +380,11 @@ def test_unblocking_a_pending_signal_takes_it_at_once() -> None:
     with pytest.raises(forklab.TaskGoneError):  # its default action: it dies on the way back
         child.sigprocmask(forklab.SIG_UNBLOCK, 1 << (SIGUSR1 - 1))
     assert init.wait4(child.pid, 0) == (child.pid, SIGUSR1)
+
+
+def test_a_tracer_s_wait_finds_its_newest_tracee_first() -> None:
+    _, tracer, tracee = seized(PTRACE_O_TRACEFORK)
+    pid = tracee.fork()  # both now stop: the parent in the fork event, the child in its first trap
+    # __WCLONE skips the tracee among the tracer's children; among its tracees the child is newest.
+    assert tracer.wait4(-1, forklab.__WCLONE | WNOHANG) == (pid, stopped(SIGTRAP, PTRACE_EVENT_STOP))
+    assert tracer.wait4(-1, forklab.__WCLONE | WNOHANG) == (tracee.pid, stopped(SIGTRAP, PTRACE_EVENT_FORK))
