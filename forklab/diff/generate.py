@@ -12,12 +12,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from forklab.diff.script import Scenario, ScenarioError, Step, parse_line
 from forklab.diff.sides import OK, PENDING, ModelSide, Outcome
 from forklab.uapi.flags import flag_names
 from forklab.uapi.sched import PTHREAD_FLAGS
+
+if TYPE_CHECKING:
+    from forklab.kernel.task import Task
 
 T = TypeVar("T")
 
@@ -115,23 +118,14 @@ class Generator:
             and other.handle.task_struct.parent is ref.handle.task_struct
         ]
 
-    def group_of(self, name: str) -> object:
-        return self.side.names[name].handle.task_struct.signal
+    def threads_of(self, name: str) -> list[Task]:
+        return list(self.side.names[name].handle.task_struct.signal.thread_head)
 
-    def tracing_groups(self, name: str) -> list[object]:
-        """The thread groups that trace ``name``'s group, or trace one of those, and so on. None of
-        them may be traced by it: killed, tracers in a ring each stop on their way out (exit
-        event) waiting for the other, for ever, and the host sandbox could not be torn down."""
-        found: list[object] = []
-        todo = [self.group_of(name)]
-        while todo:
-            group = todo.pop()
-            for thread in group.thread_head:  # type: ignore[attr-defined]
-                tracer = thread.parent.signal if thread.ptrace and thread.parent is not None else None
-                if tracer is not None and all(tracer is not seen for seen in found):
-                    found.append(tracer)
-                    todo.append(tracer)
-        return found
+    def traced(self, name: str) -> bool:
+        return any(thread.ptrace for thread in self.threads_of(name))
+
+    def tracing(self, name: str) -> bool:
+        return any(thread.ptraced for thread in self.threads_of(name))
 
     def tracer_of(self, name: str) -> str | None:
         """The ready task that traces ``name``, if there is one."""
@@ -363,10 +357,12 @@ def act_ptrace(g: Generator, actor: str) -> None:
     if stopped:
         continue_tracee(g, actor, g.rng.choice(stopped))
         return
-    above = g.tracing_groups(actor)
-    targets = tuple(
-        name for name in g.tasks() if name != "t0" and all(g.group_of(name) is not group for group in above)
-    )
+    # No chains of tracers: a traced tracer races with the stops it causes (a tracee's stop tells
+    # it with SIGCHLD, which stops it in turn, on the host before or after its call returns), and
+    # tracers in a ring, killed, each wait in their exit event for the other, for ever.
+    if g.traced(actor):
+        return
+    targets = tuple(name for name in g.tasks() if name != "t0" and not g.tracing(name))
     if not targets:
         return
     target = one_of(g.rng, targets)
