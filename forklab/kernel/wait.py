@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from forklab.kernel.sched.core import try_to_wake_up
 from forklab.kernel.task import TASK_INTERRUPTIBLE
 
 if TYPE_CHECKING:
@@ -70,7 +71,5 @@ def wake_up(k: Machine, wq: WaitQueue, mask: int = TASK_INTERRUPTIBLE | 0x2) -> 
     """Wake every task sleeping on ``wq`` in a state that ``mask`` covers (TASK_NORMAL by default)."""
     if not wq.waiters:
         return
-    from forklab.kernel.sched.core import try_to_wake_up
-
     for task in list(wq.waiters):
         try_to_wake_up(k, task, mask)

@@ -8,6 +8,7 @@ import bisect
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.futex import futex_hash_free, futex_wake
 from forklab.kernel.mm.pages import (
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -17,6 +18,7 @@ from forklab.kernel.mm.pages import (
     read_page,
     writable_page,
 )
+from forklab.kernel.wait import wake_up
 from forklab.uapi import errno as E
 from forklab.uapi.sched import CLONE_VM
 
@@ -339,8 +341,6 @@ def vm_area_free(k: Machine, vma: Vma) -> None:
 
 
 def exit_mmap(k: Machine, mm: MmStruct) -> None:
-    from forklab.kernel.futex import futex_hash_free
-
     futex_hash_free(k, mm)
     for vma in mm.vmas:
         vm_area_free(k, vma)
@@ -376,8 +376,6 @@ def mm_release(k: Machine, tsk: Task, mm: MmStruct) -> None:
                 put_user_u32(mm, tsk.clear_child_tid, 0)
             except KernelError:
                 pass
-            from forklab.kernel.futex import futex_wake
-
             futex_wake(k, mm, tsk.clear_child_tid, 1)
         tsk.clear_child_tid = 0
     if tsk.vfork_done is not None:
@@ -385,8 +383,6 @@ def mm_release(k: Machine, tsk: Task, mm: MmStruct) -> None:
 
 
 def complete_vfork_done(k: Machine, tsk: Task) -> None:
-    from forklab.kernel.wait import wake_up
-
     vfork = tsk.vfork_done
     assert vfork is not None
     tsk.vfork_done = None
