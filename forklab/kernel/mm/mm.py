@@ -272,17 +272,30 @@ def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
     parent_top, child_top = fork_layers(oldmm.anon)
     oldmm.anon = parent_top
     mm.anon = child_top
+    # The child's counters are the parent's, less what it does not inherit.
+    mm.total_vm, mm.exec_vm, mm.stack_vm = oldmm.total_vm, oldmm.exec_vm, oldmm.stack_vm
+    vmas, starts = mm.vmas, mm.starts
+    # Without an injected failure to place, the slab objects are counted once at the end.
+    one_by_one = bool(current.fail_nth)
+    chains = 0
     for vma in oldmm.vmas:
-        if vma.vm_flags & VM_DONTCOPY:
+        flags = vma.vm_flags
+        if flags & VM_DONTCOPY:
+            vm_stat_account(mm, flags, -vma.pages())
             continue
-        # anon_vma_fork(): the child's chain links to the parent's anon_vma.
-        vm_area_alloc(k, current, anon=vma.shmem is None)
-        copy = vma.copy()
-        mm.vmas.append(copy)
-        mm.starts.append(copy.vm_start)
-        vm_stat_account(mm, copy.vm_flags, copy.pages())
-        if copy.vm_flags & VM_WIPEONFORK:
+        anon = vma.shmem is None
+        if one_by_one:
+            # anon_vma_fork(): the child's chain links to the parent's anon_vma.
+            vm_area_alloc(k, current, anon)
+        chains += anon
+        copy = Vma(vma.vm_start, vma.vm_end, flags, vma.name, vma.shmem, vma.vm_pgoff)
+        vmas.append(copy)
+        starts.append(copy.vm_start)
+        if flags & VM_WIPEONFORK:
             clear_range(child_top, copy.vm_start >> PAGE_SHIFT, copy.vm_end >> PAGE_SHIFT)
+    if not one_by_one:
+        k.kmem_cache_charge("vm_area_struct", len(vmas))
+        k.kmem_cache_charge("anon_vma_chain", chains)
 
 
 def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
@@ -342,8 +355,8 @@ def vm_area_free(k: Machine, vma: Vma) -> None:
 
 def exit_mmap(k: Machine, mm: MmStruct) -> None:
     futex_hash_free(k, mm)
-    for vma in mm.vmas:
-        vm_area_free(k, vma)
+    k.kmem_cache_charge("anon_vma_chain", -sum(vma.shmem is None for vma in mm.vmas))
+    k.kmem_cache_charge("vm_area_struct", -len(mm.vmas))
     mm.vmas = []
     mm.starts = []
     mm.anon = Layer()
