@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -46,12 +45,21 @@ class BombResult:
 
 def rss_now() -> int:
     """This process's resident memory, in bytes."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
+    return status_kib("VmRSS") * 1024
 
 
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """The most this process has had resident, in bytes: VmHWM, which (unlike ru_maxrss) does
+    not count the memory of the process that it was forked from before its exec."""
+    return status_kib("VmHWM") * 1024
+
+
+def status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def limits_of(k: forklab.Kernel) -> Limits:

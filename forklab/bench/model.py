@@ -1,7 +1,8 @@
 """The model's side of ``forklab bench``: the same work as the host's, through the public API.
 
-Each timing is the best of several rounds (a loaded machine only ever makes a round slower),
-in a freshly booted model with tracing off, as the host runs without tracefs.
+Each workload runs in a freshly booted model with tracing off, as the host runs without
+tracefs; the caller times rounds of it (the best round counts: a loaded machine only ever makes
+a round slower).
 """
 
 from __future__ import annotations
@@ -24,14 +25,11 @@ STACK = 1 << 16
 TOUCHED = 64 * MiB
 
 
-def best_ns(work: Callable[[int], None], n: int, rounds: int) -> float:
-    """The fastest round's nanoseconds per operation."""
-    best = float("inf")
-    for _ in range(rounds):
-        began = time.perf_counter_ns()
-        work(n)
-        best = min(best, (time.perf_counter_ns() - began) / n)
-    return best
+def per_op_ns(work: Callable[[int], None], n: int) -> float:
+    """Nanoseconds per operation of one round of ``n``."""
+    began = time.perf_counter_ns()
+    work(n)
+    return (time.perf_counter_ns() - began) / n
 
 
 def booted() -> tuple[forklab.Kernel, forklab.TaskHandle]:
@@ -41,7 +39,8 @@ def booted() -> tuple[forklab.Kernel, forklab.TaskHandle]:
     return k, k.task(init.fork())
 
 
-def fork_exit_wait_ns(n: int, rounds: int) -> float:
+def fork_exit_wait() -> Callable[[int], None]:
+    """A freshly booted model's fork + exit + wait4 cycles."""
     k, parent = booted()
     task, fork, wait4 = k.task, parent.fork, parent.wait4
 
@@ -50,10 +49,10 @@ def fork_exit_wait_ns(n: int, rounds: int) -> float:
             task(fork()).exit(0)
             wait4(-1, 0)
 
-    return best_ns(cycles, n, rounds)
+    return cycles
 
 
-def vfork_exit_wait_ns(n: int, rounds: int) -> float:
+def vfork_exit_wait() -> Callable[[int], None]:
     k, parent = booted()
     task, vfork, wait4 = k.task, parent.vfork, parent.wait4
 
@@ -62,10 +61,10 @@ def vfork_exit_wait_ns(n: int, rounds: int) -> float:
             task(vfork()).exit(0)  # the parent sleeps in vfork until this
             wait4(-1, 0)
 
-    return best_ns(cycles, n, rounds)
+    return cycles
 
 
-def thread_create_join_ns(n: int, rounds: int) -> float:
+def thread_create_join() -> Callable[[int], None]:
     """pthread_create's clone, the thread's exit, and the join: the exit clears the tid word
     (CLONE_CHILD_CLEARTID) and pthread_join finds it zero."""
     k, leader = booted()
@@ -78,7 +77,7 @@ def thread_create_join_ns(n: int, rounds: int) -> float:
             if read_u32(stack):
                 raise RuntimeError("the thread's exit did not clear its tid word")
 
-    return best_ns(cycles, n, rounds)
+    return cycles
 
 
 def mapped_process(size: int, vmas: int) -> tuple[forklab.Kernel, forklab.TaskHandle]:

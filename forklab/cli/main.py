@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from forklab import __version__
+from forklab.cli.bench import bench
 from forklab.cli.demo import run_demo
 from forklab.cli.diff import diff
 from forklab.kernel.version import DEFAULT_VERSION, PROFILES
@@ -44,6 +45,7 @@ def demo(kernel_version: str) -> None:
 
 
 main.add_command(diff)
+main.add_command(bench)
 
 if __name__ == "__main__":
     main()
