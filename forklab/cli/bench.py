@@ -12,6 +12,7 @@ from rich.table import Table
 
 from forklab.bench.run import (
     SECTIONS,
+    BenchError,
     Plan,
     Report,
     Row,
@@ -68,7 +69,10 @@ def bench(quick: bool, big: bool, only: str | None, no_host: bool, as_json: bool
     console = Console(stderr=as_json or markdown)
     if why_not:
         console.print(f"[yellow]host side skipped: this machine {why_not}[/yellow]")
-    report = run_with_progress(console, plan, quiet=False)
+    try:
+        report = run_with_progress(console, plan)
+    except BenchError as err:
+        raise click.ClickException(str(err)) from None
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     elif markdown:
@@ -81,9 +85,9 @@ def bench(quick: bool, big: bool, only: str | None, no_host: bool, as_json: bool
             console.print(f"fork-cost plot written to {png}")
 
 
-def run_with_progress(console: Console, plan: Plan, quiet: bool) -> Report:
+def run_with_progress(console: Console, plan: Plan) -> Report:
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True, disable=quiet) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:
 
         def start(step: Step) -> Tick:
             bar = progress.add_task(step.label, total=step.units)
@@ -96,11 +100,11 @@ def run_with_progress(console: Console, plan: Plan, quiet: bool) -> Report:
         return run_plan(plan_steps(plan, bomb_in_subprocess), start)
 
 
-def figure(value: float | None, unit: str) -> str:
+def figure(value: float | None, unit: str, per_second: bool = False) -> str:
     if value is None:
         return "—"
     if unit == "µs":
-        return f"{value:,.1f} µs"
+        return f"{value:,.1f} µs" + (f" ({1e6 / value:,.0f}/s)" if per_second and value else "")
     if unit == "s":
         return f"{value:,.1f} s"
     if unit == "GiB":
@@ -108,6 +112,12 @@ def figure(value: float | None, unit: str) -> str:
     if unit == "/min":
         return f"{value:,.0f}/min"
     return f"{value:,.0f}" + (" B" if unit == "B" else "")
+
+
+def figures(row: Row) -> tuple[str, str]:
+    """The model's and the host's cells; cycles also per second."""
+    rate = row.section == "cycles"
+    return figure(row.model, row.unit, rate), figure(row.host, row.unit, rate)
 
 
 def ratio_text(row: Row) -> str:
@@ -125,7 +135,7 @@ def show(console: Console, report: Report) -> None:
                           ("", "left")):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in report.rows:
-        table.add_row(row.what, figure(row.model, row.unit), figure(row.host, row.unit), ratio_text(row), row.note)
+        table.add_row(row.what, *figures(row), ratio_text(row), row.note)
     console.print(table)
     targets = Table(title="targets", show_header=False)
     for target in report.targets:
@@ -140,7 +150,7 @@ def markdown_text(report: Report) -> str:
     lines = [f"Measured {header(report)}; `forklab bench` took {report.seconds:.0f} s.", "",
              "| | model | host | model/host | |", "|---|---:|---:|---:|---|"]  # fmt: skip
     for row in report.rows:
-        cells = (row.what, figure(row.model, row.unit), figure(row.host, row.unit), ratio_text(row), row.note)
+        cells = (row.what, *figures(row), ratio_text(row), row.note)
         lines.append("| " + " | ".join(cells) + " |")
     if report.targets:
         lines += ["", "| target | this run | |", "|---|---|---|"]

@@ -53,6 +53,8 @@ def fenced(program: str, args: list[str], max_tasks: int = MEASURE_TASKS, second
             done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 10, check=False)
         except subprocess.TimeoutExpired:
             raise HostError(f"bench {' '.join(args[:2])} outlived its {seconds} s limit") from None
+        except OSError as err:
+            raise HostUnavailable(f"cannot run {binary}: {err.strerror}") from None
     finally:
         cgroup.remove()
     if done.returncode != 0:
