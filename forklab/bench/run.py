@@ -28,6 +28,10 @@ BIG_PID_MAX = 4_194_304  # PID_MAX_LIMIT on 64-bit
 BIG_MEMORY = 16 * GiB
 BIG_SECONDS = 300.0
 MANY_VMAS = 1000
+# The fork-cost curves, by the name the plot shows.
+ONE_VMA = "model, 1 VMA (first 64 MiB written)"
+MANY = "model, 1 TiB in 1,000 VMAs"
+HOST_CURVE = "host, every page touched"
 
 
 class BenchError(Exception):
@@ -217,12 +221,12 @@ def cycle_steps(plan: Plan) -> list[Step]:
 def mapped_steps(plan: Plan) -> list[Step]:
     def step(report: Report, tick: Tick) -> None:
         forks = plan.forks_per_size
-        curve = report.curves.setdefault("model, 1 VMA", [])
+        curve = report.curves.setdefault(ONE_VMA, [])
         for size in plan.model_sizes:
             curve.append((size, model.fork_cost_ns(size, 1, forks) / 1000))
             tick(1)
         many = model.fork_cost_ns(TiB, MANY_VMAS, forks) / 1000
-        report.curves["model, 1,000 VMAs"] = [(TiB, many)]
+        report.curves[MANY] = [(TiB, many)]
         tick(1)
         host_curve: dict[int, float] = {}
         if plan.host:
@@ -232,7 +236,7 @@ def mapped_steps(plan: Plan) -> list[Step]:
                     tick(1)
             except (HostError, HostUnavailable) as err:
                 report.rows.append(Row("mapped", "host fork latency", "µs", None, note=f"host: {err}"))
-            report.curves["host (touched pages)"] = sorted(host_curve.items())
+            report.curves[HOST_CURVE] = sorted(host_curve.items())
         model_curve = dict(curve)
         for size in sorted(model_curve.keys() | host_curve.keys()):
             what = f"fork() with {size_text(size)} mapped"
@@ -388,13 +392,13 @@ def judge(report: Report) -> None:
 
     faster("fork + exit + wait", 5)
     faster("thread create + exit + join", 2)
-    curve = report.curves.get("model, 1 VMA", [])
+    curve = report.curves.get(ONE_VMA, [])
     if len(curve) > 1:
         costs = [cost for _, cost in curve]
         spread = max(costs) / min(costs)
         report.targets.append(Target(f"model fork cost flat (within 2x) from {size_text(curve[0][0])} to "
                                      f"{size_text(curve[-1][0])} mapped", f"{spread:.2f}x", spread <= 2))  # fmt: skip
-    many = report.curves.get("model, 1,000 VMAs")
+    many = report.curves.get(MANY)
     if many:
         cost = many[0][1]
         report.targets.append(Target("model fork under 1 ms with 1 TiB in 1,000 VMAs", f"{cost:.0f} µs", cost < 1000))
