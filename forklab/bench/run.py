@@ -102,9 +102,13 @@ class Row:
     def ratio(self) -> float | None:
         """How many times the model's figure is better than the host's: for times, host/model;
         for rates, model/host."""
-        if self.model is None or self.host is None or not self.model or not self.host:
+        if not self.model or not self.host:
             return None
-        return self.host / self.model if self.unit == "µs" else self.model / self.host if self.unit == "/min" else None
+        if self.unit == "µs":
+            return self.host / self.model
+        if self.unit == "/min":
+            return self.model / self.host
+        return None
 
 
 @dataclass

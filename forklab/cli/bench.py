@@ -65,7 +65,7 @@ def bench(quick: bool, big: bool, only: str | None, no_host: bool, as_json: bool
     why_not = "" if no_host else host_reason()
     plan = Plan(quick, big, not no_host and not why_not, sections(only))
     if png:
-        check_plotting()
+        check_plotting(Path(png))
     console = Console(stderr=as_json or markdown)
     if why_not:
         console.print(f"[yellow]host side skipped: this machine {why_not}[/yellow]")
@@ -158,11 +158,14 @@ def markdown_text(report: Report) -> str:
     return "\n".join(lines)
 
 
-def check_plotting() -> None:
+def check_plotting(path: Path) -> None:
+    """Before minutes of measuring: can the plot be drawn and written at all?"""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise click.ClickException("--png needs matplotlib (python3 -m pip install matplotlib)") from None
+    if not path.parent.is_dir():
+        raise click.ClickException(f"cannot write {path}: no directory {path.parent}")
 
 
 def plot(report: Report, path: Path) -> None:

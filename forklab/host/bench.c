@@ -244,7 +244,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc == 4 && !strcmp(argv[1], "memfork")) {
-		memfork(number(argv[2]), number(argv[3]) ? number(argv[3]) : 1);
+		long forks = number(argv[3]);
+		memfork(number(argv[2]), forks > 0 ? forks : 1);
 		return 0;
 	}
 	if (argc == 3 && !strcmp(argv[1], "bomb")) {

@@ -33,3 +33,10 @@ def test_unknown_section_is_a_one_line_error() -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "choose from cycles, mapped, footprint, bomb, diff" in result.stderr
+
+
+def test_plot_into_a_missing_directory_is_refused_before_measuring(tmp_path: Path) -> None:
+    result = forklab("bench", "--quick", "--no-host", "--png", str(tmp_path / "nowhere" / "plot.png"))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "no directory" in result.stderr
