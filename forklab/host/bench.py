@@ -63,9 +63,17 @@ def fenced(program: str, args: list[str], max_tasks: int = MEASURE_TASKS, second
     return done.stdout
 
 
+def measured(program: str, args: list[str], count: int, max_tasks: int = MEASURE_TASKS) -> list[int]:
+    """The first ``count`` numbers that a measurement printed."""
+    words = fenced(program, args, max_tasks).split()[:count]
+    if len(words) < count or not all(word.isdigit() for word in words):
+        raise HostError(f"bench {' '.join(args[:2])} printed no result")
+    return [int(word) for word in words]
+
+
 def cycle_ns(kind: str, n: int) -> float:
     """Nanoseconds per create+exit+wait (``fork``, ``vfork``) or create+join (``thread``)."""
-    return int(fenced(bench_binary(), [kind, str(n)])) / n
+    return measured(bench_binary(), [kind, str(n)], 1)[0] / n
 
 
 def python_interpreter() -> str | None:
@@ -83,13 +91,13 @@ def python_fork_ns(n: int) -> float:
     python = python_interpreter()
     if python is None:
         raise HostUnavailable("no Python interpreter that a sandbox's unprivileged root can read")
-    return int(fenced(python, ["-I", "-S", "-c", PYTHON_FORK, str(n)])) / n
+    return measured(python, ["-I", "-S", "-c", PYTHON_FORK, str(n)], 1)[0] / n
 
 
 def fork_latency_ns(size: int, n: int) -> tuple[float, float]:
     """(median, fastest) ns of one fork() call with ``size`` bytes mapped and every page touched."""
-    out = fenced(bench_binary(), ["memfork", str(size), str(n)]).split()
-    return float(out[1]), float(out[2])
+    _, median, fastest = measured(bench_binary(), ["memfork", str(size), str(n)], 3)
+    return median, fastest
 
 
 def bomb_cgroup_max(pid_max: int) -> int:
@@ -100,5 +108,5 @@ def bomb_cgroup_max(pid_max: int) -> int:
 
 def host_bomb(pid_max: int) -> HostBomb:
     """Fork until fork fails as pid 1 of a fresh pid namespace, asking for ``pid_max`` there."""
-    out = fenced(bench_binary(), ["bomb", str(pid_max)], max_tasks=bomb_cgroup_max(pid_max)).split()
-    return HostBomb(int(out[0]), int(out[1]), out[2] == "1")
+    children, err, per_namespace = measured(bench_binary(), ["bomb", str(pid_max)], 3, bomb_cgroup_max(pid_max))
+    return HostBomb(children, err, per_namespace == 1)
