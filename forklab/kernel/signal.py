@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel.cred import ns_capable
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.invariants import all_tasks
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, find_pid_ns, pid_nr_ns, pid_task, pid_tasks
 from forklab.kernel.pid_namespace import task_active_pid_ns
@@ -181,6 +182,7 @@ class SignalStruct:
 # ---- fork: copy_sighand / copy_signal and their undo -----------------------------------
 
 
+@traced
 def copy_sighand(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     if clone_flags & CLONE_SIGHAND:
         sighand = current.sighand
@@ -210,6 +212,7 @@ def flush_signal_handlers(sighand: SighandStruct, force_default: bool) -> None:
     )
 
 
+@traced
 def copy_signal(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     if clone_flags & CLONE_THREAD:
         return
@@ -235,10 +238,28 @@ def put_signal_struct(k: Machine, sig: SignalStruct) -> None:
 
 
 def task_sigpending(t: Task) -> bool:
-    """recalc_sigpending_tsk(): an unblocked signal waits, or a group stop is pending."""
-    if (t.pending.signal | t.signal.shared_pending.signal) & ~t.blocked:
+    """TIF_SIGPENDING: set by whoever wakes the task for a signal, not by queueing alone."""
+    return t.tif_sigpending
+
+
+def recalc_sigpending_tsk(t: Task) -> bool:
+    """Set TIF_SIGPENDING if an unblocked signal waits or a stop or trap is pending; never clears it."""
+    if (t.pending.signal | t.signal.shared_pending.signal) & ~t.blocked or t.jobctl & JOBCTL_PENDING_MASK:
+        t.tif_sigpending = True
         return True
-    return bool(t.jobctl & JOBCTL_PENDING_MASK)
+    return False
+
+
+def recalc_sigpending(t: Task) -> None:
+    """The current task's TIF_SIGPENDING made exact: cleared when nothing is left for it."""
+    if not recalc_sigpending_tsk(t):
+        t.tif_sigpending = False
+
+
+def calculate_sigpending(t: Task) -> None:
+    """A new task's first run: signals that came during the fork may be for it too."""
+    t.tif_sigpending = True
+    recalc_sigpending(t)
 
 
 def fatal_signal_pending(t: Task) -> bool:
@@ -356,6 +377,7 @@ def sigprocmask(k: Machine, current: Task, how: int, newset: int | None) -> int:
     else:
         raise KernelError(E.EINVAL, f"sigprocmask: how={how} is not SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK")
     current.blocked = blocked & ALL_SIGNALS
+    recalc_sigpending(current)
     return old
 
 
@@ -430,19 +452,15 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
 
 
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
-    """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal.
-
-    "Busy" is TIF_SIGPENDING, which only signal_wake_up() sets: the signal being sent, already
-    queued, does not count.
-    """
+    """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal
+    (TIF_SIGPENDING), unless it is the one running."""
     if p.blocked & S.sigmask(sig) or p.flags & PF_EXITING:
         return False
     if sig == S.SIGKILL:
         return True
     if p.state & (__TASK_STOPPED | __TASK_TRACED):
         return False
-    others = (p.pending.signal | p.signal.shared_pending.signal) & ~p.blocked & ~S.sigmask(sig)
-    return p is k.current or not (others or p.jobctl & JOBCTL_PENDING_MASK)
+    return p is k.current or not task_sigpending(p)
 
 
 def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
@@ -489,6 +507,7 @@ def signal_wake_up(k: Machine, t: Task, fatal: bool) -> None:
 
 
 def signal_wake_up_state(k: Machine, t: Task, state: int) -> None:
+    t.tif_sigpending = True
     if state & (__TASK_STOPPED | __TASK_TRACED) and t.state & state:
         t.jobctl &= ~(JOBCTL_STOPPED | JOBCTL_TRACED)
     woken = try_to_wake_up(k, t, TASK_INTERRUPTIBLE | state)
@@ -541,25 +560,32 @@ def zap_other_threads(k: Machine, p: Task) -> int:
 
 
 def dequeue_signal(t: Task) -> tuple[int, SigInfo | None]:
-    """The next signal to deliver: private before shared, synchronous first, then lowest number."""
+    """The next signal to deliver: private before shared, synchronous first, then lowest number.
+    TIF_SIGPENDING is made exact afterwards."""
+    found: tuple[int, SigInfo | None] = (0, None)
     for pending in (t.pending, t.signal.shared_pending):
         ready = pending.signal & ~t.blocked
-        if not ready:
-            continue
-        sync = ready & SYNCHRONOUS_MASK
-        bits = sync or ready
-        sig = (bits & -bits).bit_length()
-        info = None
-        for index, queued in enumerate(pending.queue):
-            if queued.signo == sig:
-                info = pending.queue.pop(index)
-                break
-        if not any(queued.signo == sig for queued in pending.queue):
-            pending.signal &= ~S.sigmask(sig)
-        if sig_kernel_stop(sig):
-            t.jobctl |= JOBCTL_STOP_DEQUEUED
-        return sig, info
-    return 0, None
+        if ready:
+            found = take_signal(t, pending, ready)
+            break
+    recalc_sigpending(t)
+    return found
+
+
+def take_signal(t: Task, pending: SigPending, ready: int) -> tuple[int, SigInfo | None]:
+    sync = ready & SYNCHRONOUS_MASK
+    bits = sync or ready
+    sig = (bits & -bits).bit_length()
+    info = None
+    for index, queued in enumerate(pending.queue):
+        if queued.signo == sig:
+            info = pending.queue.pop(index)
+            break
+    if not any(queued.signo == sig for queued in pending.queue):
+        pending.signal &= ~S.sigmask(sig)
+    if sig_kernel_stop(sig):
+        t.jobctl |= JOBCTL_STOP_DEQUEUED
+    return sig, info
 
 
 def get_signal(k: Machine, t: Task) -> int | None:
@@ -786,6 +812,7 @@ def ptrace_stop_return(t: Task) -> int:
     t.ptrace_message = 0
     t.exit_code = 0
     t.jobctl &= ~JOBCTL_LISTENING
+    recalc_sigpending_tsk(t)  # signals queued while it was stopped passed it by
     return exit_code
 
 
@@ -836,6 +863,7 @@ def wake_up_state(k: Machine, t: Task, state: int) -> None:
 # ---- telling the parent --------------------------------------------------------------------
 
 
+@traced
 def do_notify_parent(k: Machine, tsk: Task, sig: int) -> bool:
     """Send the exit signal for ``tsk`` to its parent; returns True if the child reaps itself."""
     parent = tsk.parent
@@ -867,7 +895,7 @@ def do_notify_parent(k: Machine, tsk: Task, sig: int) -> bool:
 
 def wake_up_parent(k: Machine, p: Task, parent: Task) -> None:
     """__wake_up_parent(): wake whoever waits in wait4/waitid for the parent's children."""
-    wake_up(k, parent.signal.wait_chldexit)
+    wake_up(k, parent.signal.wait_chldexit, key=p)
 
 
 # ---- kill(2), tgkill(2) ------------------------------------------------------------------------

@@ -135,6 +135,16 @@ CASES: list[tuple[str, tuple[Any, ...], int | Check, Any]] = [
     ("execve", ("/tmp", ["x"], []), -13, None),  # EACCES: a directory
     ("clone3_raw", (0, 88), -EFAULT, None),
     ("clone3_raw", (0, 4097), -E2BIG, None),
+    ("sched_get_priority_max", (1,), 99, None),
+    ("sched_get_priority_min", (4,), -EINVAL, None),
+    ("sched_getscheduler", (-1,), -EINVAL, None),
+    ("sched_getparam", (999,), -ESRCH, None),
+    ("sched_setparam", (999, 0), -ESRCH, None),
+    ("sched_setscheduler", (0, 4, 0), -EINVAL, None),
+    ("sched_getattr", (0, 47), -EINVAL, None),
+    ("sched_setattr", (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 47), -E2BIG, None),
+    ("getpriority", (3, 0), -EINVAL, None),
+    ("setpriority", (0, 999, 0), -ESRCH, None),
 ]
 
 # Calls exercised in scenarios of their own (test_host_clone.py and test_host_trace.py) or in the

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from forklab.kernel.cgroup.pids import PIDS_MAX, pids_try_charge, pids_uncharge
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs.vfs import S_IFREG, Inode
+from forklab.kernel.ftrace import traced
 from forklab.uapi import errno as E
 from forklab.uapi.sched import CLONE_INTO_CGROUP, CLONE_THREAD
 
@@ -76,11 +77,13 @@ class CgroupRoot:
         self.root = Cgroup("", None)
 
 
+@traced
 def cgroup_fork(k: Machine, child: Task) -> None:
     """Until cgroup_post_fork the child points at the root's css_set without being counted."""
     child.cgroups = k.cgroup_root.root.css_set
 
 
+@traced
 def cgroup_can_fork(k: Machine, current: Task, child: Task, kargs: KernelCloneArgs) -> None:
     """Pick the destination (the parent's cgroup, or CLONE_INTO_CGROUP's) and charge the pids controller."""
     assert current.cgroups is not None
@@ -112,6 +115,7 @@ def cgroup_cancel_fork(k: Machine, child: Task, kargs: KernelCloneArgs) -> None:
         kargs.cset = None
 
 
+@traced
 def cgroup_post_fork(k: Machine, child: Task, kargs: KernelCloneArgs) -> None:
     cset = kargs.cset
     assert cset is not None
