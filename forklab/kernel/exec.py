@@ -29,6 +29,7 @@ from forklab.kernel.mm.mm import (
     VM_WRITE,
     MmStruct,
     Vma,
+    complete_vfork_done,
     copy_to_user,
     mm_release,
     mmput,
@@ -251,8 +252,6 @@ def exec_mmap(k: Machine, me: Task, mm: MmStruct) -> None:
     if old is not None:
         mm_release(k, me, old)
     elif me.vfork_done is not None:
-        from forklab.kernel.mm.mm import complete_vfork_done
-
         complete_vfork_done(k, me)
     me.mm = me.active_mm = mm
     mm.owner = me

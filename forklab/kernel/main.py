@@ -27,7 +27,7 @@ from forklab.kernel.net import NetNamespace
 from forklab.kernel.nsproxy import make_init_nsproxy
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, PIDTYPE_TGID, Pid, attach_pid
 from forklab.kernel.pid_namespace import get_pid_ns, make_init_pid_ns
-from forklab.kernel.sched.core import DEFAULT_PRIO, Rq, SchedEntity
+from forklab.kernel.sched.core import DEFAULT_PRIO, Rq, SchedEntity, wake_up_process
 from forklab.kernel.sched.fair import sched_base_slice
 from forklab.kernel.signal import DEFAULT_ACTIONS, SighandStruct, SignalStruct, SigPending
 from forklab.kernel.sys import init_rlimits
@@ -254,8 +254,6 @@ def kthread(k: Machine, me: Task) -> int:
 
 def kthread_create(k: Machine, name: str) -> None:
     """Ask kthreadd for a kernel thread named ``name``; it is made when kthreadd next runs."""
-    from forklab.kernel.sched.core import wake_up_process
-
     k.kthread_create_list.requests.append(name)
     for task in list(k.kthread_create_list.wait.waiters):
         wake_up_process(k, task)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from forklab.kernel.sched.core import try_to_wake_up
 from forklab.kernel.task import TASK_INTERRUPTIBLE
 
 if TYPE_CHECKING:
@@ -78,8 +79,6 @@ def wake_up(k: Machine, wq: WaitQueue, mask: int = TASK_INTERRUPTIBLE | 0x2, key
     and whose wake function accepts ``key``."""
     if not wq.waiters:
         return
-    from forklab.kernel.sched.core import try_to_wake_up
-
     for task, wake_if in list(wq.waiters.items()):
         if key is None or wake_if is None or wake_if(key):
             try_to_wake_up(k, task, mask)

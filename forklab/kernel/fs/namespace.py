@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cred import ns_capable
 from forklab.kernel.errors import KernelError, NotModelled
+from forklab.kernel.fs.namei import path_lookup
 from forklab.kernel.ns_common import NsCommon, create_ns, get_ns
+from forklab.kernel.pid_namespace import get_pid_ns, put_pid_ns, task_active_pid_ns
 from forklab.kernel.ucount import UCOUNT_MNT_NAMESPACES
 from forklab.uapi import errno as E
+from forklab.uapi.capability import CAP_SYS_ADMIN
 from forklab.uapi.sched import CLONE_NEWNS
 
 if TYPE_CHECKING:
@@ -78,8 +82,6 @@ def copy_mnt_ns(
         parent = copies.get(mnt.parent) if mnt.parent is not None else None
         copy = Mount(mnt.fstype, mnt.root, parent, mnt.mountpoint)
         if mnt.proc_ns is not None:
-            from forklab.kernel.pid_namespace import get_pid_ns
-
             copy.proc_ns = get_pid_ns(mnt.proc_ns)
         copies[mnt] = copy
         ns.mounts.append(copy)
@@ -93,8 +95,6 @@ def copy_mnt_ns(
 
 def free_mnt_ns_mounts(k: Machine, ns: MntNamespace) -> None:
     """Drop what the namespace's mounts hold (procfs mounts hold their pid namespace)."""
-    from forklab.kernel.pid_namespace import put_pid_ns
-
     for mnt in ns.mounts:
         if mnt.proc_ns is not None:
             put_pid_ns(k, mnt.proc_ns)
@@ -102,11 +102,6 @@ def free_mnt_ns_mounts(k: Machine, ns: MntNamespace) -> None:
 
 def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -> None:
     """mount(2), for procfs only: it shows the caller's active pid namespace."""
-    from forklab.kernel.cred import ns_capable
-    from forklab.kernel.fs.namei import path_lookup
-    from forklab.kernel.pid_namespace import get_pid_ns, task_active_pid_ns
-    from forklab.uapi.capability import CAP_SYS_ADMIN
-
     if fstype != "proc":
         raise NotModelled(f"mount of a {fstype!r} file system (only proc is modelled)")
     assert current.nsproxy is not None
