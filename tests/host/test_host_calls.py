@@ -135,6 +135,9 @@ CASES: list[tuple[str, tuple[Any, ...], int | Check, Any]] = [
     ("execve", ("/tmp", ["x"], []), -13, None),  # EACCES: a directory
     ("clone3_raw", (0, 88), -EFAULT, None),
     ("clone3_raw", (0, 4097), -E2BIG, None),
+    ("mkdir", ("/tmp/d", 0o700), 0, None),
+    ("mkdir", ("/nowhere/d",), -ENOENT, None),
+    ("rmdir", ("/tmp/nowhere",), -ENOENT, None),
 ]
 
 # Calls exercised in scenarios of their own (test_host_clone.py and test_host_trace.py) or in the

@@ -1,6 +1,6 @@
 """fs/namespace.c: mounts and mount namespaces.
 
-The model mounts only the root filesystem and procfs. A mount namespace is a copy of the
+The model mounts only the root filesystem, procfs and cgroup2. A mount namespace is a copy of the
 mount tree; the file system itself is shared.
 """
 
@@ -101,14 +101,14 @@ def free_mnt_ns_mounts(k: Machine, ns: MntNamespace) -> None:
 
 
 def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -> None:
-    """mount(2), for procfs only: it shows the caller's active pid namespace."""
+    """mount(2) of procfs (it shows the caller's active pid namespace) or cgroup2."""
     from forklab.kernel.cred import ns_capable
     from forklab.kernel.fs.namei import path_lookup
     from forklab.kernel.pid_namespace import get_pid_ns, task_active_pid_ns
     from forklab.uapi.capability import CAP_SYS_ADMIN
 
-    if fstype != "proc":
-        raise NotModelled(f"mount of a {fstype!r} file system (only proc is modelled)")
+    if fstype not in ("proc", "cgroup2"):
+        raise NotModelled(f"mount of a {fstype!r} file system (only proc and cgroup2 are modelled)")
     assert current.nsproxy is not None
     ns = current.nsproxy.mnt_ns
     if not ns_capable(current, ns.user_ns, CAP_SYS_ADMIN):
@@ -116,6 +116,11 @@ def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -
     mnt, inode = path_lookup(k, current, target)
     if not inode.is_dir:
         raise KernelError(E.ENOTDIR, f"do_mount: {target!r} is not a directory")
+    if fstype == "cgroup2":
+        from forklab.kernel.cgroup.cgroupfs import mount_cgroup2
+
+        ns.mounts.append(mount_cgroup2(k, current, mnt, inode))
+        return
     pid_ns = task_active_pid_ns(current)
     proc = Mount("proc", k.vfs.proc_root, mnt, inode)
     proc.proc_ns = get_pid_ns(pid_ns)
