@@ -10,8 +10,8 @@ import forklab
 from forklab import SIGCHLD
 from forklab.api import TaskHandle
 from forklab.kernel.cgroup.cgroup import PIDS, bind_to_legacy, kstrtoll
-from forklab.kernel.errors import KernelError
-from forklab.uapi.fcntl import O_DIRECTORY, O_RDONLY
+from forklab.kernel.errors import KernelBug, KernelError
+from forklab.uapi.fcntl import O_DIRECTORY, O_RDONLY, O_RDWR
 from forklab.uapi.sched import CLONE_INTO_CGROUP, CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWUSER, CLONE_THREAD, CLONE_VM
 
 CG = "/sys/fs/cgroup"
@@ -268,3 +268,33 @@ def test_kstrtoll() -> None:
     for text in ("", "0x", "1_000", "9z", " 1"):
         with pytest.raises(KernelError):
             kstrtoll(text)
+
+
+def test_check_finds_a_lost_pids_charge(k: forklab.Kernel) -> None:
+    init = pids_child(k)
+    init.write_file(f"{CG}/a/cgroup.procs", init.fork())
+    k.check()
+    css = k.machine.cgroup_root.root.children["a"].pids
+    assert css is not None
+    css.counter += 1
+    with pytest.raises(KernelBug, match="counts 2 tasks but 1"):
+        k.check()
+
+
+def test_failed_forks_leave_no_charge(k: forklab.Kernel) -> None:
+    """An allocation failing anywhere in copy_process leaves pids.current as it was."""
+    init = pids_child(k)
+    init.write_file(f"{CG}/a/cgroup.procs", 0)
+    css = k.machine.cgroup_root.root.children["a"].pids
+    assert css is not None
+    fail_nth = init.open("/proc/thread-self/fail-nth", O_RDWR)
+    for nth in range(1, 100):
+        init.write(fail_nth, str(nth))
+        try:
+            init.fork()
+            break
+        except OSError as err:
+            assert err.errno == errno.ENOMEM
+        k.check()
+        assert css.counter == 1
+    assert css.counter == 2

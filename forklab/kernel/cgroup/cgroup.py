@@ -480,3 +480,25 @@ def kstrtoll(text: str) -> int:
     if not -(1 << 63) <= value < 1 << 63:
         raise KernelError(E.ERANGE, f"kstrtoll: {text!r} does not fit in 64 bits")
     return value
+
+
+def check_cgroups(k: Machine, tasks: list[Task], problems: list[str]) -> None:
+    """Each task with a pid is on exactly one list of its cgroup; each pids css counts exactly the
+    tasks charged below it (from cgroup_can_fork until release_task)."""
+    expected: dict[PidsCss, int] = {}
+    for cgrp in k.cgroup_root.root.descendants():
+        if cgrp.pids is not None:
+            expected.setdefault(cgrp.pids, 0)
+    for t in tasks:
+        cset = t.cgroups
+        if cset is None:
+            problems.append(f"{t} has a pid but no css_set")
+            continue
+        for css in cset.pids.levels():
+            expected[css] = expected.get(css, 0) + 1
+        lists = (t in cset.dfl_cgrp.tasks) + (t in cset.dfl_cgrp.dying)
+        if t.pid and lists != 1:
+            problems.append(f"{t} is on {lists} of {cset.dfl_cgrp}'s task lists, not one")
+    for css, count in expected.items():
+        if css.counter != count:
+            problems.append(f"{css} counts {css.counter} tasks but {count} are charged to it")
