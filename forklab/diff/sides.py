@@ -151,7 +151,7 @@ class ModelSide:
         else:
             bind_to_legacy(hierarchy, PIDS)
         cgroup = cgroup_mkdir(machine, hierarchy.root, "forklab")
-        directory = cgroup_kn(cgroup)
+        directory = cgroup_kn(machine, cgroup)
         pids = cgroup.pids or PidsCss(hierarchy.pids_root, "/forklab")  # the v1 one
         pids.limit = self.max_tasks
         if self.v2.delegated:

@@ -44,6 +44,12 @@ class Behaviour(enum.Enum):
     PER_NS_PID_MAX = ("6.14", "range 6.12-6.14", "each pid namespace has its own pid_max")
     FUTEX_PRIVATE_HASH = ("6.16", "unverified", "first thread allocates the process futex hash")
     EXIT_TRACE_GROUP_DEAD = ("6.16", "unverified", "sched_process_exit prints group_dead")
+    PIDS_PEAK = ("6.1", "unverified", "cgroup v2 pids.peak")
+    PIDS_EVENTS_HIERARCHICAL = (
+        "6.12",
+        "unverified",
+        "pids.events counts refusals at the refusing level and above; pids.events.local",
+    )
 
     @property
     def since(self) -> tuple[int, int]:

@@ -298,3 +298,26 @@ def test_failed_forks_leave_no_charge(k: forklab.Kernel) -> None:
         k.check()
         assert css.counter == 1
     assert css.counter == 2
+
+
+@pytest.mark.parametrize(("version", "peak", "parent_events", "child_events"),
+                         [("5.15", False, "max 0\n", "max 1\n"), ("6.6", True, "max 0\n", "max 1\n"),
+                          ("6.18", True, "max 1\n", "max 0\n")])  # fmt: skip
+def test_pids_files_by_version(version: str, peak: bool, parent_events: str, child_events: str) -> None:
+    """Before 6.12 pids.events counted forks refused in that cgroup; since, refusals by its limit or below."""
+    k = forklab.boot(version=version)
+    init = k.task(1)
+    init.mount("cgroup2", CG, "cgroup2")
+    pids_child(k, "a", "1")
+    init.write_file(f"{CG}/a/cgroup.subtree_control", "+pids")
+    init.mkdir(f"{CG}/a/b")
+    init.write_file(f"{CG}/a/b/cgroup.procs", init.fork())
+    init.write_file(f"{CG}/a/b/cgroup.procs", 0)
+    fails(errno.EAGAIN, init.fork)
+    assert (read(init, "a/pids.events"), read(init, "a/b/pids.events")) == (parent_events, child_events)
+    if peak:
+        assert read(init, "a/b/pids.peak") == "3\n"  # b counted the refused fork before a refused it
+    else:
+        fails(errno.ENOENT, read, init, "a/pids.peak")
+    if version != "6.18":
+        fails(errno.ENOENT, read, init, "a/pids.events.local")

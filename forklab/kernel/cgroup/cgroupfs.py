@@ -15,7 +15,9 @@ from forklab.kernel.cgroup import pids
 from forklab.kernel.cgroup.cgroup import Cgroup
 from forklab.kernel.errors import KernelError, NotModelled
 from forklab.kernel.fs.file import fget
+from forklab.kernel.fs.proc import SnapshotText
 from forklab.kernel.fs.vfs import MAY_WRITE, S_IFDIR, S_IFREG, Inode, InodeOps, inode_permission
+from forklab.kernel.version import Behaviour
 from forklab.uapi import errno as E
 
 if TYPE_CHECKING:
@@ -51,8 +53,8 @@ class CgroupFile(InodeOps):
         if self.show is None:
             raise KernelError(E.EINVAL, "read: this cgroup file cannot be read")
         if file.f_pos == 0 or file.private is None:
-            file.private = self.show(k, current, cgrp).encode()
-        data: bytes = file.private[file.f_pos : file.f_pos + count]
+            file.private = SnapshotText(self.show(k, current, cgrp).encode())
+        data: bytes = file.private.text[file.f_pos : file.f_pos + count]
         file.f_pos += len(data)
         return data
 
@@ -83,7 +85,7 @@ class CgroupDir(InodeOps):
         assert isinstance(cgrp, Cgroup)
         child = cgrp.children.get(name)
         if child is not None:
-            return cgroup_kn(child)
+            return cgroup_kn(k, child)
         if name in UNMODELLED:
             return Inode(name, S_IFREG | 0o444, inode, UnmodelledFile(), private=cgrp)
         return cgrp.files.get(name)
@@ -97,7 +99,7 @@ class CgroupDir(InodeOps):
         parent = inode.private
         assert isinstance(parent, Cgroup)
         child = cg.cgroup_mkdir(k, parent, name)
-        cgroup_kn(child, current.cred.fsuid, current.cred.fsgid, mode)
+        cgroup_kn(k, child, current.cred.fsuid, current.cred.fsgid, mode)
 
     def rmdir(self, k: Machine, current: Task, inode: Inode, victim: Inode) -> None:
         cgrp = victim.private
@@ -105,20 +107,20 @@ class CgroupDir(InodeOps):
         cg.cgroup_rmdir(k, cgrp)
 
 
-def cgroup_kn(cgrp: Cgroup, uid: int = 0, gid: int = 0, mode: int = 0o755) -> Inode:
+def cgroup_kn(k: Machine, cgrp: Cgroup, uid: int = 0, gid: int = 0, mode: int = 0o755) -> Inode:
     """The cgroup's directory, made with its files on first use (by ``uid``:``gid``)."""
     if cgrp.kn is None:
         parent = cgrp.parent.kn if cgrp.parent is not None else None
         cgrp.kn = Inode(cgrp.name or "/", S_IFDIR | mode, parent, CgroupDir(), uid, gid, private=cgrp)
-        populate(cgrp, uid, gid)
+        populate(k, cgrp, uid, gid)
     return cgrp.kn
 
 
-def populate(cgrp: Cgroup, uid: int, gid: int) -> None:
+def populate(k: Machine, cgrp: Cgroup, uid: int, gid: int) -> None:
     """Add the files the cgroup should have and lack (owned by ``uid``:``gid``), drop the others."""
     wanted = {name: ops for name, ops in FILES.items() if not (cgrp.parent is None and name in NOT_ON_ROOT)}
     if cgrp.pids is not None and cgrp.parent is not None:
-        wanted.update(PIDS_FILES)
+        wanted.update((name, ops) for name, ops in PIDS_FILES.items() if has_file(k, name))
     for name in [name for name in cgrp.files if name not in wanted]:
         del cgrp.files[name]
     for name, ops in wanted.items():
@@ -242,7 +244,7 @@ def limit_store(attr: str) -> Store:
 def subtree_control_store(k: Machine, current: Task, cgrp: Cgroup, text: str) -> None:
     cg.cgroup_subtree_control_write(k, cgrp, text)
     for child in cgrp.descendants()[1:]:
-        populate(child, current.cred.fsuid, current.cred.fsgid)
+        populate(k, child, current.cred.fsuid, current.cred.fsgid)
 
 
 def pids_of(cgrp: Cgroup) -> pids.PidsCss:
@@ -261,10 +263,22 @@ FILES: dict[str, CgroupFile] = {
     "cgroup.max.depth": CgroupFile(limit_show("max_depth"), limit_store("max_depth")),
 }
 NOT_ON_ROOT = frozenset({"cgroup.type", "cgroup.events"})
+PIDS_FILE_SINCE = {"pids.peak": Behaviour.PIDS_PEAK, "pids.events.local": Behaviour.PIDS_EVENTS_HIERARCHICAL}
+
+
+def has_file(k: Machine, name: str) -> bool:
+    since = PIDS_FILE_SINCE.get(name)
+    return since is None or k.has(since)
 
 
 def pids_events(local: bool) -> Show:
-    return lambda k, t, c: pids.pids_events_show(pids_of(c), local, c.root.pids_localevents)
+    """Before the counters were hierarchical, pids.events counted the forks refused in its css."""
+
+    def show(k: Machine, current: Task, cgrp: Cgroup) -> str:
+        local_events = cgrp.root.pids_localevents or not k.has(Behaviour.PIDS_EVENTS_HIERARCHICAL)
+        return pids.pids_events_show(pids_of(cgrp), local, local_events)
+
+    return show
 
 
 PIDS_FILES: dict[str, CgroupFile] = {
@@ -288,4 +302,4 @@ def mount_cgroup2(k: Machine, current: Task, mnt: Mount, inode: Inode) -> Mount:
     ns = current.nsproxy.cgroup_ns
     if not ns_capable(current, ns.user_ns, CAP_SYS_ADMIN):
         raise KernelError(E.EPERM, "mount_capable: CAP_SYS_ADMIN over the cgroup namespace's owner is required")
-    return Mount("cgroup2", cgroup_kn(ns.root_cset.dfl_cgrp), mnt, inode)
+    return Mount("cgroup2", cgroup_kn(k, ns.root_cset.dfl_cgrp), mnt, inode)
