@@ -36,6 +36,7 @@ from forklab.kernel.mm import mmap
 from forklab.kernel.mm.mm import copy_from_user, copy_to_user
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, find_task_by_pid_ns, pid_nr_ns
 from forklab.kernel.pid_namespace import task_active_pid_ns
+from forklab.kernel.sched import syscalls as ksched
 from forklab.kernel.signal import do_sigaction, sigprocmask
 from forklab.kernel.syscall import PendingCall, TaskGone, alive, invoke
 from forklab.kernel.syscall_table import SYSCALLS
@@ -45,7 +46,7 @@ from forklab.kernel.version import DEFAULT_VERSION
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_CREAT, O_RDONLY, O_TRUNC, O_WRONLY
 from forklab.uapi.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
-from forklab.uapi.sched import CLONE_ARGS_FIELDS
+from forklab.uapi.sched import CLONE_ARGS_FIELDS, SCHED_ATTR_SIZE_VER1, SchedAttr, pack_sched_attr
 from forklab.uapi.wait import WaitidInfo
 
 __all__ = ["Kernel", "KernelPanic", "Pending", "SyscallError", "TaskBlocked", "TaskGoneError", "TaskHandle", "boot"]
@@ -379,8 +380,11 @@ class TaskHandle:
     def pidfd_open(self, pid: int, flags: int = 0) -> int:
         return self._call("pidfd_open", lambda k, t: kpidfd.sys_pidfd_open(k, t, pid, flags))  # type: ignore[no-any-return]
 
-    def pidfd_send_signal(self, pidfd: int, sig: int, flags: int = 0) -> None:
-        self._call("pidfd_send_signal", lambda k, t: kpidfd.sys_pidfd_send_signal(k, t, pidfd, sig, 0, flags))
+    def pidfd_send_signal(self, pidfd: int, sig: int, flags: int = 0) -> Pending | None:
+        """None; a Pending if the caller stopped on its way out (it signalled its own group)."""
+        return self._call(  # type: ignore[no-any-return]
+            "pidfd_send_signal", lambda k, t: kpidfd.sys_pidfd_send_signal(k, t, pidfd, sig, 0, flags), lambda v: None
+        )
 
     def unshare(self, flags: int) -> None:
         self._call("unshare", lambda k, t: fork.ksys_unshare(k, t, flags))
@@ -445,6 +449,63 @@ class TaskHandle:
 
     def prctl(self, option: int, arg2: int | str = 0) -> int | str:
         return self._call("prctl", lambda k, t: sys.sys_prctl(k, t, option, arg2))  # type: ignore[no-any-return]
+
+    # ---- scheduling policy and nice value --------------------------------------------------------
+
+    def sched_setattr(
+        self,
+        pid: int,
+        policy: int,
+        flags: int = 0,
+        nice: int = 0,
+        priority: int = 0,
+        runtime: int = 0,
+        deadline: int = 0,
+        period: int = 0,
+        util_min: int = 0,
+        util_max: int = 0,
+        size: int = SCHED_ATTR_SIZE_VER1,
+    ) -> None:
+        """struct sched_attr field by field; ``size`` is its size field (0 means the first version)."""
+        raw = pack_sched_attr((size, policy, flags, nice, priority, runtime, deadline, period, util_min, util_max))
+
+        def copy_in() -> SchedAttr:
+            return ksched.sched_attr_from(size & 0xFFFFFFFF, lambda usize: raw[:usize].ljust(len(raw), b"\0"))
+
+        self._call("sched_setattr", lambda k, t: ksched.sys_sched_setattr(k, t, pid, copy_in, 0))
+
+    def sched_getattr(self, pid: int = 0, size: int = SCHED_ATTR_SIZE_VER1) -> SchedAttr:
+        return self._call("sched_getattr", lambda k, t: ksched.sys_sched_getattr(k, t, pid, size, 0))  # type: ignore[no-any-return]
+
+    def sched_setscheduler(self, pid: int, policy: int, priority: int = 0) -> None:
+        """``policy`` may carry SCHED_RESET_ON_FORK."""
+        self._call(
+            "sched_setscheduler", lambda k, t: ksched.sys_sched_setscheduler(k, t, pid, policy, lambda: priority)
+        )
+
+    def sched_getscheduler(self, pid: int = 0) -> int:
+        """The policy, with SCHED_RESET_ON_FORK if the task has it."""
+        return self._call("sched_getscheduler", lambda k, t: ksched.sys_sched_getscheduler(k, t, pid))  # type: ignore[no-any-return]
+
+    def sched_setparam(self, pid: int, priority: int) -> None:
+        self._call("sched_setparam", lambda k, t: ksched.sys_sched_setparam(k, t, pid, lambda: priority))
+
+    def sched_getparam(self, pid: int = 0) -> int:
+        """The real-time priority (0 unless SCHED_FIFO or SCHED_RR)."""
+        return self._call("sched_getparam", lambda k, t: ksched.sys_sched_getparam(k, t, pid))  # type: ignore[no-any-return]
+
+    def sched_get_priority_max(self, policy: int) -> int:
+        return self._call("sched_get_priority_max", lambda k, t: ksched.sys_sched_get_priority_max(k, t, policy))  # type: ignore[no-any-return]
+
+    def sched_get_priority_min(self, policy: int) -> int:
+        return self._call("sched_get_priority_min", lambda k, t: ksched.sys_sched_get_priority_min(k, t, policy))  # type: ignore[no-any-return]
+
+    def setpriority(self, which: int, who: int, prio: int) -> None:
+        self._call("setpriority", lambda k, t: sys.sys_setpriority(k, t, which, who, prio))
+
+    def getpriority(self, which: int, who: int = 0) -> int:
+        """The nice value, as the C library gives it (the raw call returns 20 - nice)."""
+        return self._call("getpriority", lambda k, t: sys.sys_getpriority(k, t, which, who), lambda v: 20 - v)  # type: ignore[no-any-return]
 
     # ---- files ----------------------------------------------------------------------------------
 
@@ -530,17 +591,19 @@ class TaskHandle:
         old = self._call("sigaction", lambda k, t: do_sigaction(k, t, sig, (handler, flags, mask)))
         return int(old[0])
 
-    def kill(self, pid: int, sig: int) -> None:
+    def kill(self, pid: int, sig: int) -> Pending | None:
+        """None; a Pending if the caller stopped on its way out (it signalled itself)."""
         from forklab.kernel.signal import kill_something_info
 
-        self._call("kill", lambda k, t: kill_something_info(k, t, sig, pid))
+        return self._call("kill", lambda k, t: kill_something_info(k, t, sig, pid), lambda v: None)  # type: ignore[no-any-return]
 
-    def tgkill(self, tgid: int, tid: int, sig: int) -> None:
+    def tgkill(self, tgid: int, tid: int, sig: int) -> Pending | None:
         from forklab.kernel.signal import do_tkill
 
-        self._call("tgkill", lambda k, t: do_tkill(k, t, tgid, tid, sig))
+        return self._call("tgkill", lambda k, t: do_tkill(k, t, tgid, tid, sig), lambda v: None)  # type: ignore[no-any-return]
 
-    def sigprocmask(self, how: int, sigset: int) -> int:
+    def sigprocmask(self, how: int, sigset: int) -> int | Pending:
+        """The old mask; a Pending if unblocking let a stop signal in."""
         return self._call("sigprocmask", lambda k, t: sigprocmask(k, t, how, sigset))  # type: ignore[no-any-return]
 
     # ---- uts --------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from forklab import (
     PTHREAD_FLAGS,
     SyscallError,
 )
+from forklab.kernel import ftrace
+from forklab.render.ftrace import function_graph
 from forklab.render.sharing import relations, sharing_table
 from forklab.render.tree import process_tree
 
@@ -36,7 +38,9 @@ def run_demo(console: Console, version: str) -> None:
     k.clear_trace()
 
     # In the shell: fork+exec of ls, a thread, a vfork+exec, and a clone the kernel refuses.
-    _, forked = spawn(shell, "/bin/ls")
+    with ftrace.tracing(k.machine) as tracer:
+        _, forked = spawn(shell, "/bin/ls")
+    fork_graph = function_graph(tracer.records, k.machine.nr_cpu_ids, graph_function="copy_process")
     stack = shell.mmap(1 << 16)
     tid_word = shell.mmap(4096)
     thread = shell.task(
@@ -55,6 +59,8 @@ def run_demo(console: Console, version: str) -> None:
 
     console.print(process_tree(k))
     console.print(sharing_table([("fork", forked), ("pthread_create", threaded), ("vfork", vfork_shared)]))
+    console.rule("the shell's fork in the kernel, as function_graph prints it")
+    console.print(fork_graph.rstrip(), soft_wrap=True, markup=False, highlight=False)
     console.rule("tracepoints, as /sys/kernel/tracing/trace prints them")
     console.print(k.trace_text().rstrip(), soft_wrap=True, markup=False, highlight=False)
     k.check()

@@ -2,20 +2,53 @@
 
 forklab demo        the process tree from swapper to a shell, and what fork does
 forklab diff        the same system calls on the model and on this machine's kernel, compared
+forklab trace       a scenario's path through the kernel's functions, as ftrace shows it
+forklab step        a scenario stopped in the kernel's functions, as gdb stops it
 """
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
+from click.exceptions import NoArgsIsHelpError
 from rich.console import Console
 
 from forklab import __version__
 from forklab.cli.demo import run_demo
 from forklab.cli.diff import diff
+from forklab.cli.explain import explain
+from forklab.cli.run import run
+from forklab.cli.step import step
+from forklab.cli.trace import trace
 from forklab.kernel.version import DEFAULT_VERSION, PROFILES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Every error a user can cause is one line on stderr: usage errors exit 2, failures 1."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            status = super().main(*args, **kwargs)
+        except NoArgsIsHelpError as err:
+            click.echo(err.format_message(), err=True)
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            where = err.ctx.command_path if err.ctx is not None else "forklab"
+            click.echo(f"{where}: {err.format_message()} (see {where} --help)", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            click.echo(f"forklab: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("forklab: aborted", err=True)
+            sys.exit(1)
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="forklab")
 def main() -> None:
     """forklab: Linux process creation, executable in Python.
@@ -44,6 +77,10 @@ def demo(kernel_version: str) -> None:
 
 
 main.add_command(diff)
+main.add_command(explain)
+main.add_command(run)
+main.add_command(trace)
+main.add_command(step)
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ t0 has exec'd /sbin/init. Each side runs a step and reports an ``Outcome`` in th
 
 from __future__ import annotations
 
+import os
 import resource
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from forklab.kernel.cgroup.cgroupfs import cgroup_kn
 from forklab.kernel.cgroup.pids import PidsCss
 from forklab.kernel.trace import format_field
 from forklab.uapi import errno as E
-from forklab.uapi.resource import RLIM_INFINITY, RLIM_NLIMITS
+from forklab.uapi.resource import PRIO_PROCESS, RLIM_INFINITY, RLIM_NLIMITS
 from forklab.uapi.sched import CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS, CLONE_PARENT
 
 OK = "ok"
@@ -54,6 +55,7 @@ class Outcome:
     raw: Any = None  # the side's own value (an address; for a pending call, what finishes it)
     actor: Any = None  # for a pending call: the task asleep in it
     args: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})  # the arguments as this side passed them
+    reason: str = ""  # for an error on the model: the check that refused
 
     def __str__(self) -> str:
         if self.status == ERROR:
@@ -89,6 +91,12 @@ def host_limits() -> tuple[tuple[int, int], ...]:
     return tuple(limits)
 
 
+def host_scheduling() -> tuple[int, int, int]:
+    """This process's policy (with its reset-on-fork bit), real-time priority and nice value:
+    what the host sandbox inherits."""
+    return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority, os.getpriority(os.PRIO_PROCESS, 0)
+
+
 class ModelSide:
     name = "model"
 
@@ -112,6 +120,9 @@ class ModelSide:
         init = k.task(1)
         for index, limits in enumerate(self.limits):
             init.setrlimit(index, limits)
+        policy, priority, nice = host_scheduling()
+        init.setpriority(PRIO_PROCESS, 0, nice)
+        init.sched_setscheduler(0, policy, priority)
         # As on the host: a launcher in a session of its own makes pid 1, as a sibling
         # (CLONE_PARENT), then goes: pid 1's process group and session lie outside the sandbox.
         launcher = k.task(init.fork())
@@ -176,7 +187,7 @@ class ModelSide:
         try:
             result = getattr(actor, name)(*args, **kwargs)
         except SyscallError as err:
-            return Outcome(ERROR, errno=err.errno or E.EIO)
+            return Outcome(ERROR, errno=err.errno or E.EIO, reason=err.reason)
         except TaskBlocked:
             return Outcome(BLOCKED)
         except TaskGoneError:
@@ -208,7 +219,7 @@ class ModelSide:
                     return Outcome(OK, 0)  # what the system call itself returns
                 return Outcome(OK, normalize(pending.name, value))
             except SyscallError as err:
-                return Outcome(ERROR, errno=err.errno or E.EIO)
+                return Outcome(ERROR, errno=err.errno or E.EIO, reason=err.reason)
             except TaskGoneError:
                 return Outcome(GONE)
         actor = outcome.actor

@@ -18,6 +18,7 @@ from forklab.host.errors import HostError
 from forklab.host.protocol import CHAN_ENV, CHAN_FD, MAX_DATA, Op, Reply, Request
 from forklab.uapi.mman import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from forklab.uapi.prctl import PR_GET_NAME, PR_GET_PDEATHSIG, PR_SET_NAME
+from forklab.uapi.sched import SCHED_ATTR_LAYOUT, SCHED_ATTR_SIZE_VER1, SchedAttr, pack_sched_attr
 from forklab.uapi.unistd import SYSCALL_NUMBERS
 from forklab.uapi.wait import WaitidInfo
 
@@ -368,6 +369,83 @@ def prctl(option: int, arg2: int | str = 0, arg3: int = 0, arg4: int = 0, arg5: 
     else:
         b.num(_u64(arg2))
     return _sys("prctl", b.num(arg3, arg4, arg5), decode=decode)
+
+
+# ---- scheduling policy and nice value ------------------------------------------------------------
+
+
+@_call
+def sched_setattr(
+    pid: int,
+    policy: int,
+    flags: int = 0,
+    nice: int = 0,
+    priority: int = 0,
+    runtime: int = 0,
+    deadline: int = 0,
+    period: int = 0,
+    util_min: int = 0,
+    util_max: int = 0,
+    size: int = SCHED_ATTR_SIZE_VER1,
+) -> Call:
+    """struct sched_attr as the model's API takes it; zeros follow it up to ``size`` bytes."""
+    raw = pack_sched_attr((size, policy, flags, nice, priority, runtime, deadline, period, util_min, util_max))
+    raw = raw.ljust(min(size & 0xFFFFFFFF, MAX_DATA), b"\0")
+    return _sys("sched_setattr", _Builder().num(pid).ptr(raw).num(0))
+
+
+@_call
+def sched_getattr(pid: int = 0, size: int = SCHED_ATTR_SIZE_VER1) -> Call:
+    """data: SchedAttr, from the bytes the kernel wrote (at most ``size``)."""
+    written = min(size, SCHED_ATTR_SIZE_VER1)
+
+    def decode(reply: Reply, data: bytes) -> SchedAttr:
+        return SchedAttr._make(struct.unpack(SCHED_ATTR_LAYOUT, data[:written].ljust(SCHED_ATTR_SIZE_VER1, b"\0")))
+
+    b = _Builder().num(pid).out(max(0, min(size, MAX_DATA))).num(size, 0)
+    return _sys("sched_getattr", b, decode=decode)
+
+
+@_call
+def sched_setscheduler(pid: int, policy: int, priority: int = 0) -> Call:
+    return _sys("sched_setscheduler", _Builder().num(pid, policy).ptr(struct.pack("<I", priority & 0xFFFFFFFF)))
+
+
+@_call
+def sched_getscheduler(pid: int = 0) -> Call:
+    return _plain("sched_getscheduler", pid)
+
+
+@_call
+def sched_setparam(pid: int, priority: int) -> Call:
+    return _sys("sched_setparam", _Builder().num(pid).ptr(struct.pack("<I", priority & 0xFFFFFFFF)))
+
+
+@_call
+def sched_getparam(pid: int = 0) -> Call:
+    """data: the real-time priority."""
+    return _sys("sched_getparam", _Builder().num(pid).out(4), decode=_first("<i"))
+
+
+@_call
+def sched_get_priority_max(policy: int) -> Call:
+    return _plain("sched_get_priority_max", policy)
+
+
+@_call
+def sched_get_priority_min(policy: int) -> Call:
+    return _plain("sched_get_priority_min", policy)
+
+
+@_call
+def setpriority(which: int, who: int, prio: int) -> Call:
+    return _plain("setpriority", which, who, prio)
+
+
+@_call
+def getpriority(which: int, who: int = 0) -> Call:
+    """data: the nice value (the raw call returns 20 - nice)."""
+    return _sys("getpriority", _Builder().num(which, who), decode=lambda reply, data: 20 - reply.ret)
 
 
 # ---- files --------------------------------------------------------------------------------------

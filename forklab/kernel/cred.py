@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.task import PF_SUPERPRIV
 from forklab.kernel.ucount import (
     UCOUNT_RLIMIT_NPROC,
@@ -179,6 +180,7 @@ def cred_cap_issubset(set_: Cred, subset: Cred) -> bool:
     return False
 
 
+@traced
 def copy_creds(k: Machine, current: Task, p: Task, clone_flags: int) -> None:
     """The child's credentials: shared with a thread, a fresh copy (and maybe a new user ns) otherwise."""
     if clone_flags & CLONE_THREAD:

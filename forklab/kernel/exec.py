@@ -16,6 +16,7 @@ from forklab.kernel.exit import release_task, thread_group_empty
 from forklab.kernel.fs.file import FilesStruct, do_close_on_exec, dup_fd, put_files_struct
 from forklab.kernel.fs.namei import path_lookup
 from forklab.kernel.fs.vfs import ELF_MAGIC, MAY_EXEC, inode_permission
+from forklab.kernel.ftrace import traced
 from forklab.kernel.mm.mm import (
     SUID_DUMP_USER,
     TASK_SIZE,
@@ -75,6 +76,7 @@ STACK_PAGES = 33
 PAGE = 4096
 
 
+@traced
 def do_execve(k: Machine, current: Task, filename: str, argv: tuple[str, ...], envp: tuple[str, ...]) -> int:
     """Returns 0 in the new program; before the point of no return, failures leave the task as it was."""
     if current.flags & PF_NPROC_EXCEEDED and is_rlimit_overlimit(
@@ -144,6 +146,7 @@ def bprm_creds_from_file(k: Machine, current: Task) -> Cred:
     return new
 
 
+@traced
 def de_thread(k: Machine, tsk: Task, then: Callable[[], int], abandon: Callable[[], None]) -> int:
     """Make ``tsk`` the only thread of its group, then run the rest of the exec (``then``).
 
@@ -213,6 +216,7 @@ def replace_key(table: dict[Task, None], old: Task, new: Task) -> None:
     table.update(dict.fromkeys(keys))
 
 
+@traced
 def begin_new_exec(k: Machine, me: Task, mm: MmStruct, filename: str) -> None:
     """Past de_thread(): the task is alone in its group; drop everything of the old program."""
     assert me.fs is not None
@@ -240,6 +244,7 @@ def unshare_files(k: Machine, me: Task) -> None:
     put_files_struct(k, files)
 
 
+@traced
 def exec_mmap(k: Machine, me: Task, mm: MmStruct) -> None:
     """Switch to the new mm; the old one's release clears the child tid and frees a vfork parent."""
     old = me.mm
@@ -268,6 +273,7 @@ def unshare_sighand(k: Machine, me: Task) -> None:
     cleanup_sighand(k, old)
 
 
+@traced
 def setup_new_exec(k: Machine, me: Task, mm: MmStruct, argv: tuple[str, ...], envp: tuple[str, ...]) -> None:
     """Lay out the new address space and the registers the program starts with."""
     text = ELF_ET_DYN_BASE

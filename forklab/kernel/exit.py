@@ -16,6 +16,7 @@ from forklab.kernel.cred import uncharge_nproc
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs.file import exit_files
 from forklab.kernel.fs.fs_struct import exit_fs
+from forklab.kernel.ftrace import traced
 from forklab.kernel.ipc import exit_sem
 from forklab.kernel.mm.mm import mm_release, mmput
 from forklab.kernel.nsproxy import exit_nsproxy_namespaces
@@ -99,6 +100,7 @@ class KernelPanic(Exception):
 # ---- do_exit ---------------------------------------------------------------------------------
 
 
+@traced
 def do_exit(k: Machine, tsk: Task, code: int) -> None:
     """The task dies with ``code`` (the wait status it leaves, e.g. 0x300 for exit(3)).
 
@@ -139,6 +141,7 @@ def synchronize_group_exit(tsk: Task, code: int) -> None:
         signal.group_stop_count = 0
 
 
+@traced
 def do_group_exit(k: Machine, tsk: Task, exit_code: int) -> None:
     """exit_group(2) and fatal signals: the first to get here sets the code and kills the rest."""
     signal = tsk.signal
@@ -153,6 +156,7 @@ def do_group_exit(k: Machine, tsk: Task, exit_code: int) -> None:
     do_exit(k, tsk, exit_code)
 
 
+@traced
 def exit_mm(k: Machine, tsk: Task) -> None:
     mm = tsk.mm
     if mm is None:
@@ -171,6 +175,7 @@ def exit_mm(k: Machine, tsk: Task) -> None:
 # ---- exit_notify -----------------------------------------------------------------------------
 
 
+@traced
 def exit_notify(k: Machine, tsk: Task, group_dead: bool) -> None:
     """Reparent the children, become a zombie, tell the parent (or reap at once)."""
     from forklab.kernel.ptrace import exit_ptrace
@@ -211,6 +216,7 @@ def finish_exit_notify(k: Machine, tsk: Task, group_dead: bool, reaper: Task, de
     do_task_dead(k, tsk)
 
 
+@traced
 def do_task_dead(k: Machine, tsk: Task) -> None:
     """The task's last schedule(): off the runqueue for good; the scheduler drops its reference."""
     from forklab.kernel.fork import put_task_struct_rcu_user
@@ -263,6 +269,7 @@ def find_new_reaper(k: Machine, father: Task, child_reaper: Task) -> Task:
     return child_reaper
 
 
+@traced
 def forget_original_parent(k: Machine, father: Task, child_reaper: Task, dead: list[Task]) -> None:
     if not father.children:
         return
@@ -337,6 +344,7 @@ def zap_pid_ns_processes(k: Machine, me: Task, then: Callable[[], None]) -> None
 # ---- release_task ----------------------------------------------------------------------------
 
 
+@traced
 def release_task(k: Machine, p: Task) -> None:
     """The task is gone for good: pids freed, counts dropped, the leader maybe released too."""
     from forklab.kernel.fork import put_task_struct_rcu_user
@@ -416,6 +424,7 @@ class WaitOpts:
         self.notask_error = -E.ECHILD
 
 
+@traced
 def kernel_wait4(k: Machine, current: Task, upid: int, options: int, trace: bool = True) -> tuple[int, int]:
     """wait4(): (pid, status) of a child that changed state; (0, 0) with WNOHANG if none has yet."""
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL):
@@ -442,6 +451,7 @@ def kernel_wait4(k: Machine, current: Task, upid: int, options: int, trace: bool
     return do_wait(k, current, wo, lambda ret: (ret, wo.wo_stat), trace)
 
 
+@traced
 def kernel_waitid(k: Machine, current: Task, which: int, upid: int, options: int) -> WaitidInfo:
     """waitid(): the siginfo of a child that changed state (all zero under WNOHANG if none has)."""
     from forklab.kernel.pidfd import pidfd_get_pid
@@ -487,6 +497,7 @@ def kernel_waitid(k: Machine, current: Task, which: int, upid: int, options: int
     return do_wait(k, current, wo, answer)
 
 
+@traced
 def do_wait(k: Machine, current: Task, wo: WaitOpts, answer: Callable[[int], T], trace: bool = True) -> T:
     """Wait until a child matches (sleeping if need be); ``answer`` turns the pid found (0 under
     WNOHANG) into the call's result."""
@@ -498,7 +509,8 @@ def do_wait(k: Machine, current: Task, wo: WaitOpts, answer: Callable[[int], T],
     def attempt() -> T:
         ret = __do_wait(k, current, wo)
         if ret == -E.ERESTARTSYS and not task_sigpending(current):
-            raise WouldBlock(current.signal.wait_chldexit, attempt, TASK_INTERRUPTIBLE)
+            raise WouldBlock(current.signal.wait_chldexit, attempt, TASK_INTERRUPTIBLE,
+                             wake_if=lambda p: child_should_wake(current, wo, p))  # fmt: skip
         put_pid(k, wo.wo_pid)
         if ret == -E.ERESTARTSYS:
             raise KernelError(E.ERESTARTSYS, "do_wait: a signal arrived while waiting")
@@ -511,6 +523,7 @@ def do_wait(k: Machine, current: Task, wo: WaitOpts, answer: Callable[[int], T],
     return attempt()
 
 
+@traced
 def __do_wait(k: Machine, current: Task, wo: WaitOpts) -> int:
     wo.notask_error = -E.ECHILD
     if wo.wo_type < PIDTYPE_MAX and (wo.wo_pid is None or not pid_has_task(wo.wo_pid, wo.wo_type)):
@@ -563,8 +576,18 @@ def task_pid_type(p: Task, kind: int) -> Pid | None:
     return p.thread_pid if kind == PIDTYPE_PID else p.signal.pids[kind]
 
 
+def eligible_pid(wo: WaitOpts, p: Task) -> bool:
+    return wo.wo_type == PIDTYPE_MAX or task_pid_type(p, wo.wo_type) is wo.wo_pid
+
+
+def child_should_wake(current: Task, wo: WaitOpts, p: Task) -> bool:
+    """child_wait_callback(): a waiter wakes only for a child it waits for (the pid or group it
+    named; under __WNOTHREAD, only its own)."""
+    return eligible_pid(wo, p) and (not wo.wo_flags & __WNOTHREAD or p.parent is current)
+
+
 def eligible_child(wo: WaitOpts, ptrace: bool, p: Task) -> bool:
-    if wo.wo_type != PIDTYPE_MAX and task_pid_type(p, wo.wo_type) is not wo.wo_pid:
+    if not eligible_pid(wo, p):
         return False
     if ptrace or wo.wo_flags & __WALL:
         return True
@@ -572,6 +595,7 @@ def eligible_child(wo: WaitOpts, ptrace: bool, p: Task) -> bool:
     return (p.exit_signal != SIGCHLD) == bool(wo.wo_flags & __WCLONE)
 
 
+@traced
 def wait_consider_task(k: Machine, current: Task, wo: WaitOpts, ptrace: bool, p: Task) -> int:
     exit_state = p.exit_state
     if exit_state == EXIT_DEAD:
@@ -600,6 +624,7 @@ def delay_group_leader(p: Task) -> bool:
     return p.exit_signal >= 0 and not thread_group_empty(p)
 
 
+@traced
 def wait_task_zombie(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
     """Reap ``p`` (or only look, WNOWAIT). A tracer that is not the parent hands a leader on to
     its real parent (EXIT_TRACE) instead of releasing it."""

@@ -20,9 +20,19 @@ from forklab.kernel.cred import copy_creds, exit_creds, nproc_over_limit, unchar
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs.file import File, copy_files, exit_files, fd_install, fput, put_unused_fd
 from forklab.kernel.fs.fs_struct import copy_fs, exit_fs
+from forklab.kernel.ftrace import traced
 from forklab.kernel.futex import futex_hash_allocate_default
 from forklab.kernel.ipc import copy_semundo, exit_sem
-from forklab.kernel.mm.mm import MMF_MULTIPROCESS, TASK_SIZE, access_ok, copy_from_user, copy_mm, mmput, put_user_u32
+from forklab.kernel.mm.mm import (
+    MMF_MULTIPROCESS,
+    TASK_SIZE,
+    access_ok,
+    copy_from_user,
+    copy_mm,
+    copy_struct_from_user,
+    mmput,
+    put_user_u32,
+)
 from forklab.kernel.nsproxy import copy_namespaces, exit_nsproxy_namespaces
 from forklab.kernel.pid import (
     PIDTYPE_PGID,
@@ -54,11 +64,13 @@ from forklab.kernel.sched.core import sched_cgroup_fork, sched_fork, wake_up_new
 from forklab.kernel.signal import (
     SIGNAL_UNKILLABLE,
     SigPending,
+    calculate_sigpending,
     cleanup_sighand,
     copy_sighand,
     copy_signal,
     fatal_signal_pending,
     free_signal_struct,
+    recalc_sigpending,
     task_sigpending,
 )
 from forklab.kernel.task import (
@@ -343,6 +355,7 @@ def unwind(k: Machine, current: Task, st: ForkState, label: str) -> None:
 # ---- dup_task_struct ------------------------------------------------------------------------
 
 
+@traced
 def dup_task_struct(k: Machine, current: Task) -> Task:
     """A new task_struct and kernel stack, a copy of the parent's (arch_dup_task_struct)."""
     k.kmem_cache_alloc(current, "task_struct")
@@ -445,6 +458,7 @@ def put_task_struct_rcu_user(k: Machine, p: Task) -> None:
 # ---- copy_thread (arch/x86/kernel/process.c) -------------------------------------------------
 
 
+@traced
 def copy_thread(k: Machine, current: Task, p: Task, args: KernelCloneArgs) -> None:
     """The child's registers: the parent's user frame with 0 as the return value, a new stack
     pointer if one was given, a new TLS base with CLONE_SETTLS. A kernel thread instead gets a
@@ -479,6 +493,7 @@ def kthread_fn_name(args: KernelCloneArgs) -> str | None:
 # ---- copy_process ------------------------------------------------------------------------------
 
 
+@traced
 def copy_process(k: Machine, current: Task, pid: object, trace: int, args: KernelCloneArgs) -> Task:
     """Create the new task, not yet running; raise KernelError after undoing what was done."""
     clone_flags = args.flags
@@ -518,6 +533,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         current.signal.multiprocess.append(delayed)
     label = "fork_out"
     try:
+        recalc_sigpending(current)
         if task_sigpending(current):
             raise KernelError(E.ERESTARTNOINTR, "copy_process: a signal is pending; the fork restarts after it")
         p = st.p = dup_task_struct(k, current)
@@ -549,6 +565,7 @@ def copy_process(k: Machine, current: Task, pid: object, trace: int, args: Kerne
         p.ptraced = {}
         p.vfork_done = None
         p.pending = SigPending()
+        p.tif_sigpending = False
         p.io_context = None
         p.jobctl = 0
         cgroup_fork(k, p)
@@ -684,6 +701,7 @@ def copy_oom_score_adj(clone_flags: int, p: Task) -> None:
         p.mm.flags |= MMF_MULTIPROCESS
 
 
+@traced
 def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
     """CLONE_IO shares the io_context; the model's tasks never have one, so nothing is shared."""
     ioc = current.io_context
@@ -695,6 +713,7 @@ def copy_io(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
 # ---- kernel_clone and the entry points ---------------------------------------------------------
 
 
+@traced
 def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
     """Create the task, wake it, and return its pid as the caller sees it."""
     clone_flags = args.flags
@@ -740,6 +759,7 @@ def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
     return rest()
 
 
+@traced
 def wait_for_vfork_done(k: Machine, current: Task, child: Task, vfork: Completion, pid: Pid, nr: int) -> int:
     """The vfork parent sleeps (killable) until the child execs or exits and releases the mm."""
 
@@ -828,12 +848,7 @@ def copy_clone_args_from_user(k: Machine, current: Task, uargs: int, usize: int)
         raise KernelError(E.EINVAL, f"clone3: size {usize} is smaller than CLONE_ARGS_SIZE_VER0 (64)")
     ksize = len(CLONE_ARGS_FIELDS) * 8
     mm = current.mm
-    if usize > ksize:
-        # check_zeroed_user(): a newer caller's extra fields must all be zero.
-        tail = copy_from_user(mm, uargs + ksize, usize - ksize)
-        if any(tail):
-            raise KernelError(E.E2BIG, "clone3: the struct has non-zero bytes past the fields this kernel knows")
-    raw = copy_from_user(mm, uargs, min(usize, ksize)).ljust(ksize, b"\0")
+    raw = copy_struct_from_user(mm, uargs, ksize, usize)
     fields = {name: int.from_bytes(raw[i * 8 : i * 8 + 8], "little") for i, name in enumerate(CLONE_ARGS_FIELDS)}
 
     def read_set_tid(addr: int, count: int) -> tuple[int, ...]:
@@ -913,6 +928,7 @@ def fork_idle(k: Machine, current: Task, cpu: int) -> Task:
     return p
 
 
+@traced
 def schedule_tail(k: Machine, p: Task) -> None:
     """The child's first moments in ret_from_fork: CLONE_CHILD_SETTID is written by the child itself."""
     from forklab.kernel.pid import pid_nr_ns
@@ -923,6 +939,7 @@ def schedule_tail(k: Machine, p: Task) -> None:
         except KernelError:
             pass
         p.set_child_tid = 0
+    calculate_sigpending(p)
 
 
 # ---- unshare ---------------------------------------------------------------------------------
@@ -959,6 +976,7 @@ def check_unshare_flags(current: Task, unshare_flags: int) -> None:
         raise KernelError(E.EINVAL, "unshare: CLONE_VM while the address space is shared")
 
 
+@traced
 def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
     """unshare(2): implied flags, the checks, then new fs/files/creds/namespaces, committed together."""
     from forklab.kernel.cred import commit_creds, ns_capable, prepare_creds, put_cred, set_cred_ucounts

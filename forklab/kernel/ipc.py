@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.ftrace import traced
 from forklab.kernel.ns_common import NsCommon, create_ns, get_ns
 from forklab.kernel.ucount import UCOUNT_IPC_NAMESPACES
 from forklab.uapi.sched import CLONE_NEWIPC, CLONE_SYSVSEM
@@ -40,6 +41,7 @@ class SemUndoList:
         self.refcnt = 1
 
 
+@traced
 def copy_semundo(k: Machine, current: Task, flags: int, p: Task) -> None:
     """CLONE_SYSVSEM shares the undo list, creating it in the parent first if it has none."""
     if not flags & CLONE_SYSVSEM:
@@ -53,6 +55,7 @@ def copy_semundo(k: Machine, current: Task, flags: int, p: Task) -> None:
     p.sysvsem = undo
 
 
+@traced
 def exit_sem(k: Machine, tsk: Task) -> None:
     undo = tsk.sysvsem
     if undo is None:

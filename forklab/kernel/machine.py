@@ -24,6 +24,7 @@ from forklab.kernel.version import Behaviour, KernelVersion
 if TYPE_CHECKING:
     from forklab.kernel.cgroup.cgroup import CgroupRoot
     from forklab.kernel.fs.vfs import Vfs
+    from forklab.kernel.ftrace import FunctionTracer
     from forklab.kernel.main import KthreadCreateList
     from forklab.kernel.nsproxy import Nsproxy
     from forklab.kernel.pid_namespace import PidNamespace
@@ -85,6 +86,8 @@ class Machine:
         self.vfs: Vfs
         self.cgroup_root: CgroupRoot
         self.trace: TraceBuffer
+        # The function tracer, when one is enabled (ftrace.enable).
+        self.ftrace: FunctionTracer | None = None
         self.kthread_create_list: KthreadCreateList
 
     def has(self, behaviour: Behaviour) -> bool:

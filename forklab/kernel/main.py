@@ -154,7 +154,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.policy = SCHED_NORMAL
     p.rt_priority = 0
     p.sched_reset_on_fork = False
-    p.se = SchedEntity(1024, sched_base_slice(k.nr_cpu_ids))
+    p.se = SchedEntity(1024, sched_base_slice(k))
     p.real_parent = p.parent = p.group_leader = p
     p.children = {}
     p.ptraced = {}
@@ -176,6 +176,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.io_context = None
     p.blocked = p.real_blocked = p.saved_sigmask = 0
     p.pending = SigPending()
+    p.tif_sigpending = False
     p.sas_ss_sp = p.sas_ss_size = 0
     p.personality = 0
     p.self_exec_id = p.parent_exec_id = 0

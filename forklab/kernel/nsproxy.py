@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from forklab.kernel.cgroup.namespace import CgroupNamespace, copy_cgroup_ns
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs.namespace import MntNamespace, copy_mnt_ns, free_mnt_ns_mounts
+from forklab.kernel.ftrace import traced
 from forklab.kernel.ipc import IpcNamespace, copy_ipcs
 from forklab.kernel.net import NetNamespace, copy_net_ns
 from forklab.kernel.ns_common import NsCommon, get_ns, put_ns
@@ -119,6 +120,7 @@ def create_new_namespaces(
     return new
 
 
+@traced
 def copy_namespaces(k: Machine, current: Task, flags: int, tsk: Task) -> None:
     """Share the parent's nsproxy unless a namespace flag asks for new ones (or the time ns differs)."""
     old = tsk.nsproxy
@@ -153,6 +155,7 @@ def timens_on_fork(k: Machine, nsproxy: Nsproxy) -> None:
     ns.frozen_offsets = True
 
 
+@traced
 def exit_nsproxy_namespaces(k: Machine, p: Task) -> None:
     switch_task_namespaces(k, p, None)
 

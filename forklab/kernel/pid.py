@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.pid_namespace import (
     PIDNS_ADDING,
     RESERVED_PIDS,
@@ -75,6 +76,7 @@ def idr_alloc_cyclic(ns: PidNamespace, start: int, end: int) -> int:
     return -1
 
 
+@traced
 def alloc_pid(k: Machine, current: Task, ns: PidNamespace, set_tid: tuple[int, ...] = ()) -> Pid:
     """A pid with a number at every level from ``ns`` up to the initial namespace.
 
@@ -137,6 +139,7 @@ def check_set_tid(current: Task, ns: PidNamespace, tid: int, pid_max: int) -> No
         raise KernelError(E.EPERM, "alloc_pid: set_tid needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN")
 
 
+@traced
 def free_pid(k: Machine, pid: Pid) -> None:
     """Give the numbers back; the struct lives on while references remain."""
     for nr, ns in pid.numbers:

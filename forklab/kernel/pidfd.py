@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 from forklab.kernel.errors import KernelError, NotModelled
 from forklab.kernel.fs.file import File, alloc_file, fd_install, fget, get_unused_fd_flags, put_unused_fd
 from forklab.kernel.fs.vfs import Inode, InodeOps
+from forklab.kernel.ftrace import traced
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_TGID, Pid, get_pid, pid_has_task, put_pid
+from forklab.kernel.version import Behaviour
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
 from forklab.uapi.pidfd import (
@@ -51,6 +53,7 @@ def pidfd_file_create(k: Machine, current: Task, pid: Pid, flags: int) -> File:
     return file
 
 
+@traced
 def __pidfd_prepare(k: Machine, current: Task, pid: Pid, flags: int) -> tuple[int, File]:
     """Reserve an O_CLOEXEC fd and a pidfs file for ``pid``; the caller installs it."""
     fd = get_unused_fd_flags(k, current, O_CLOEXEC)
@@ -75,7 +78,8 @@ def sys_pidfd_open(k: Machine, current: Task, nr: int, flags: int) -> int:
     if pid is None:
         raise KernelError(E.ESRCH, f"pidfd_open: no process {nr}")
     if not pid_has_task(pid, PIDTYPE_PID if flags & PIDFD_THREAD else PIDTYPE_TGID):
-        raise KernelError(E.EINVAL, f"pidfd_open: {nr} is not a process (a thread needs PIDFD_THREAD)")
+        errno = E.ENOENT if k.has(Behaviour.PIDFD_OPEN_THREAD_ENOENT) else E.EINVAL
+        raise KernelError(errno, f"pidfd_open: {nr} is not a process (a thread needs PIDFD_THREAD)")
     fd, file = __pidfd_prepare(k, current, pid, flags)
     fd_install(current, fd, file)
     return fd

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, TASK_INTERRUPTIBLE, TASK_RUNNING, TASK_WAKEKILL
 from forklab.kernel.version import Behaviour
 from forklab.kernel.wait import WaitQueue
@@ -164,6 +165,7 @@ class SignalStruct:
 # ---- fork: copy_sighand / copy_signal and their undo -----------------------------------
 
 
+@traced
 def copy_sighand(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     if clone_flags & CLONE_SIGHAND:
         sighand = current.sighand
@@ -193,6 +195,7 @@ def flush_signal_handlers(sighand: SighandStruct, force_default: bool) -> None:
     )
 
 
+@traced
 def copy_signal(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     if clone_flags & CLONE_THREAD:
         return
@@ -218,10 +221,28 @@ def put_signal_struct(k: Machine, sig: SignalStruct) -> None:
 
 
 def task_sigpending(t: Task) -> bool:
-    """recalc_sigpending_tsk(): an unblocked signal waits, or a group stop is pending."""
-    if (t.pending.signal | t.signal.shared_pending.signal) & ~t.blocked:
+    """TIF_SIGPENDING: set by whoever wakes the task for a signal, not by queueing alone."""
+    return t.tif_sigpending
+
+
+def recalc_sigpending_tsk(t: Task) -> bool:
+    """Set TIF_SIGPENDING if an unblocked signal waits or a stop or trap is pending; never clears it."""
+    if (t.pending.signal | t.signal.shared_pending.signal) & ~t.blocked or t.jobctl & JOBCTL_PENDING_MASK:
+        t.tif_sigpending = True
         return True
-    return bool(t.jobctl & JOBCTL_PENDING_MASK)
+    return False
+
+
+def recalc_sigpending(t: Task) -> None:
+    """The current task's TIF_SIGPENDING made exact: cleared when nothing is left for it."""
+    if not recalc_sigpending_tsk(t):
+        t.tif_sigpending = False
+
+
+def calculate_sigpending(t: Task) -> None:
+    """A new task's first run: signals that came during the fork may be for it too."""
+    t.tif_sigpending = True
+    recalc_sigpending(t)
 
 
 def fatal_signal_pending(t: Task) -> bool:
@@ -341,6 +362,7 @@ def sigprocmask(k: Machine, current: Task, how: int, newset: int | None) -> int:
     else:
         raise KernelError(E.EINVAL, f"sigprocmask: how={how} is not SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK")
     current.blocked = blocked & ALL_SIGNALS
+    recalc_sigpending(current)
     return old
 
 
@@ -418,11 +440,8 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
 
 
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
-    """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal.
-
-    "Busy" is TIF_SIGPENDING, which only signal_wake_up() sets: the signal being sent, already
-    queued, does not count.
-    """
+    """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal
+    (TIF_SIGPENDING), unless it is the one running."""
     from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, PF_EXITING
 
     if p.blocked & S.sigmask(sig) or p.flags & PF_EXITING:
@@ -431,8 +450,7 @@ def wants_signal(k: Machine, sig: int, p: Task) -> bool:
         return True
     if p.state & (__TASK_STOPPED | __TASK_TRACED):
         return False
-    others = (p.pending.signal | p.signal.shared_pending.signal) & ~p.blocked & ~S.sigmask(sig)
-    return p is k.current or not (others or p.jobctl & JOBCTL_PENDING_MASK)
+    return p is k.current or not task_sigpending(p)
 
 
 def complete_signal(k: Machine, sig: int, p: Task, group: bool) -> None:
@@ -481,6 +499,7 @@ def signal_wake_up(k: Machine, t: Task, fatal: bool) -> None:
 def signal_wake_up_state(k: Machine, t: Task, state: int) -> None:
     from forklab.kernel.sched.core import try_to_wake_up
 
+    t.tif_sigpending = True
     if state & (__TASK_STOPPED | __TASK_TRACED) and t.state & state:
         t.jobctl &= ~(JOBCTL_STOPPED | JOBCTL_TRACED)
     woken = try_to_wake_up(k, t, TASK_INTERRUPTIBLE | state)
@@ -533,25 +552,32 @@ def zap_other_threads(k: Machine, p: Task) -> int:
 
 
 def dequeue_signal(t: Task) -> tuple[int, SigInfo | None]:
-    """The next signal to deliver: private before shared, synchronous first, then lowest number."""
+    """The next signal to deliver: private before shared, synchronous first, then lowest number.
+    TIF_SIGPENDING is made exact afterwards."""
+    found: tuple[int, SigInfo | None] = (0, None)
     for pending in (t.pending, t.signal.shared_pending):
         ready = pending.signal & ~t.blocked
-        if not ready:
-            continue
-        sync = ready & SYNCHRONOUS_MASK
-        bits = sync or ready
-        sig = (bits & -bits).bit_length()
-        info = None
-        for index, queued in enumerate(pending.queue):
-            if queued.signo == sig:
-                info = pending.queue.pop(index)
-                break
-        if not any(queued.signo == sig for queued in pending.queue):
-            pending.signal &= ~S.sigmask(sig)
-        if sig_kernel_stop(sig):
-            t.jobctl |= JOBCTL_STOP_DEQUEUED
-        return sig, info
-    return 0, None
+        if ready:
+            found = take_signal(t, pending, ready)
+            break
+    recalc_sigpending(t)
+    return found
+
+
+def take_signal(t: Task, pending: SigPending, ready: int) -> tuple[int, SigInfo | None]:
+    sync = ready & SYNCHRONOUS_MASK
+    bits = sync or ready
+    sig = (bits & -bits).bit_length()
+    info = None
+    for index, queued in enumerate(pending.queue):
+        if queued.signo == sig:
+            info = pending.queue.pop(index)
+            break
+    if not any(queued.signo == sig for queued in pending.queue):
+        pending.signal &= ~S.sigmask(sig)
+    if sig_kernel_stop(sig):
+        t.jobctl |= JOBCTL_STOP_DEQUEUED
+    return sig, info
 
 
 def get_signal(k: Machine, t: Task) -> int | None:
@@ -789,6 +815,7 @@ def ptrace_stop_return(t: Task) -> int:
     t.ptrace_message = 0
     t.exit_code = 0
     t.jobctl &= ~JOBCTL_LISTENING
+    recalc_sigpending_tsk(t)  # signals queued while it was stopped passed it by
     return exit_code
 
 
@@ -849,6 +876,7 @@ def wake_up_state(k: Machine, t: Task, state: int) -> None:
 # ---- telling the parent --------------------------------------------------------------------
 
 
+@traced
 def do_notify_parent(k: Machine, tsk: Task, sig: int) -> bool:
     """Send the exit signal for ``tsk`` to its parent; returns True if the child reaps itself."""
     from forklab.kernel.pid import pid_nr_ns
@@ -886,7 +914,7 @@ def wake_up_parent(k: Machine, p: Task, parent: Task) -> None:
     """__wake_up_parent(): wake whoever waits in wait4/waitid for the parent's children."""
     from forklab.kernel.wait import wake_up
 
-    wake_up(k, parent.signal.wait_chldexit)
+    wake_up(k, parent.signal.wait_chldexit, key=p)
 
 
 # ---- kill(2), tgkill(2) ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""kernel/sys.c (and kernel/groups.c): who a task is, its credentials, limits, name and host."""
+"""kernel/sys.c (and kernel/groups.c): who a task is, its credentials, limits, nice value, name and host."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from forklab.kernel.cred import (
 from forklab.kernel.errors import KernelError, NotModelled
 from forklab.kernel.pid import PIDTYPE_PID, PIDTYPE_TGID, Pid, pid_nr_ns, task_pid_nr_ns
 from forklab.kernel.pid_namespace import task_active_pid_ns
+from forklab.kernel.sched.core import MAX_NICE, MIN_NICE, task_nice
+from forklab.kernel.sched.syscalls import can_nice, cap_safe_nice, nice_to_rlimit, set_user_nice
 from forklab.kernel.task import PF_NPROC_EXCEEDED, TASK_COMM_LEN, Task
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC, is_rlimit_overlimit
 from forklab.kernel.user_namespace import (
@@ -28,8 +30,16 @@ from forklab.kernel.user_namespace import (
 from forklab.kernel.utsname import __NEW_UTS_LEN
 from forklab.uapi import errno as E
 from forklab.uapi import prctl as P
-from forklab.uapi.capability import CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_RESOURCE
-from forklab.uapi.resource import RLIM_INFINITY, RLIM_NLIMITS, RLIMIT_NOFILE, RLIMIT_NPROC
+from forklab.uapi.capability import CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_RESOURCE
+from forklab.uapi.resource import (
+    PRIO_PGRP,
+    PRIO_PROCESS,
+    PRIO_USER,
+    RLIM_INFINITY,
+    RLIM_NLIMITS,
+    RLIMIT_NOFILE,
+    RLIMIT_NPROC,
+)
 from forklab.uapi.signal import valid_signal
 
 if TYPE_CHECKING:
@@ -414,3 +424,76 @@ def getpgid_or_sid(k: Machine, current: Task, pid: int, kind: int) -> int:
     if target is None:
         raise KernelError(E.ESRCH, f"getpgid/getsid: no process {pid}")
     return pid_nr_ns(target.signal.pids[kind], ns)
+
+
+# ---- nice values ------------------------------------------------------------------------------------
+
+
+def prio_targets(k: Machine, current: Task, which: int, who: int) -> list[Task]:
+    """The threads setpriority/getpriority act on: one thread (PRIO_PROCESS), every thread of a
+    process group (PRIO_PGRP) or of a real uid (PRIO_USER); ``who`` 0 is the caller's own."""
+    from forklab.kernel.invariants import all_tasks
+    from forklab.kernel.pid import PIDTYPE_PGID, find_pid_ns, find_task_by_pid_ns, pid_tasks
+    from forklab.kernel.signal import threads_from
+
+    ns = task_active_pid_ns(current)
+    if which == PRIO_PROCESS:
+        p = current if not who else find_task_by_pid_ns(who, ns)
+        return [p] if p is not None else []
+    if which == PRIO_PGRP:
+        pgrp = find_pid_ns(who, ns) if who else current.signal.pids[PIDTYPE_PGID]
+        leaders = pid_tasks(pgrp, PIDTYPE_PGID) if pgrp is not None else []
+        return [t for leader in leaders for t in threads_from(leader)]
+    cred = current.cred
+    uid = make_kuid(cred.user_ns, who & 0xFFFFFFFF) if who else cred.uid
+    return [p for p in all_tasks(k) if p.pid and p.real_cred.uid == uid and pid_nr_ns(p.thread_pid, ns)]
+
+
+def check_prio_which(which: int, call: str) -> None:
+    if not PRIO_PROCESS <= which <= PRIO_USER:
+        raise KernelError(E.EINVAL, f"{call}: which must be PRIO_PROCESS, PRIO_PGRP or PRIO_USER, not {which}")
+
+
+def set_one_prio_perm(current: Task, p: Task) -> bool:
+    """The caller's euid is the target's uid or euid, or it has CAP_SYS_NICE over the target."""
+    cred, pcred = current.cred, p.real_cred
+    return cred.euid in (pcred.uid, pcred.euid) or ns_capable(current, pcred.user_ns, CAP_SYS_NICE)
+
+
+def set_one_prio(k: Machine, current: Task, p: Task, niceval: int) -> KernelError | None:
+    """Set one thread's nice value; the refusal, if there is one."""
+    if not set_one_prio_perm(current, p):
+        return KernelError(E.EPERM, "setpriority: another user's task needs CAP_SYS_NICE over it")
+    if niceval < task_nice(p) and not can_nice(k, current, p, niceval):
+        return KernelError(E.EACCES, "setpriority: a lower nice value needs RLIMIT_NICE or CAP_SYS_NICE")
+    try:
+        cap_safe_nice(current, p, "setpriority")
+    except KernelError as err:
+        return err
+    set_user_nice(k, p, niceval)
+    return None
+
+
+def sys_setpriority(k: Machine, current: Task, which: int, who: int, niceval: int) -> None:
+    """Every target that may be changed is; the call fails with the last refusal if there was
+    one (even when others succeeded), with ESRCH if nothing matched."""
+    check_prio_which(which, "setpriority")
+    niceval = min(max(niceval, MIN_NICE), MAX_NICE)
+    error: KernelError | None = KernelError(E.ESRCH, "setpriority: no task matches")
+    for p in prio_targets(k, current, which, who):
+        refusal = set_one_prio(k, current, p, niceval)
+        if refusal is not None:
+            error = refusal
+        elif error is not None and error.errno == E.ESRCH:
+            error = None
+    if error is not None:
+        raise error
+
+
+def sys_getpriority(k: Machine, current: Task, which: int, who: int) -> int:
+    """The highest priority among the targets, as 20 - nice (1..40) so that it is never negative."""
+    check_prio_which(which, "getpriority")
+    targets = prio_targets(k, current, which, who)
+    if not targets:
+        raise KernelError(E.ESRCH, "getpriority: no task matches")
+    return max(nice_to_rlimit(task_nice(p)) for p in targets)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.sched.core import charge, deactivate_task
 from forklab.kernel.task import PF_EXITING, TASK_DEAD, TASK_RUNNING, Task
 from forklab.kernel.wait import WaitQueue, WouldBlock
@@ -101,11 +102,12 @@ def run_call(k: Machine, task: Task, pending: PendingCall, attempt: Callable[[],
 class Outcome:
     """What a call body ended with, on its way back to user space: a value or an error."""
 
-    __slots__ = ("error", "value")
+    __slots__ = ("error", "stopped", "value")
 
     def __init__(self, value: Any, error: KernelError | None) -> None:
         self.value = value
         self.error = error
+        self.stopped = False  # the task stopped in get_signal on its way out: it carries on there
 
 
 PARKED = -2  # exit_to_user_mode(): the task is asleep in an exit, in the call it was making
@@ -120,12 +122,13 @@ def return_to_user(k: Machine, task: Task, pending: PendingCall, outcome: Outcom
     """
     if not returning(task):
         raise TaskGone(pending.name)
-    handler_flags = exit_to_user_mode(k, task, pending)
+    handler_flags = exit_to_user_mode(k, task, pending, outcome.stopped)
     if handler_flags == PARKED:
         return pending  # parked in an exit that has to wait
     if not returning(task):
         raise TaskGone(pending.name)
     if task.state != TASK_RUNNING:
+        outcome.stopped = True
         return sleep(k, task, pending, WouldBlock(None, lambda: outcome, task.state))
     err = outcome.error
     if err is None:
@@ -146,7 +149,7 @@ def sleep(k: Machine, task: Task, pending: PendingCall, block: WouldBlock) -> Pe
     if block.value is not None:
         pending.known = block.value
     if block.wq is not None:
-        block.wq.add(task)
+        block.wq.add(task, block.wake_if)
     task.pending_call = pending
     return pending
 
@@ -192,11 +195,12 @@ def run_woken(k: Machine) -> None:
             elif task.pending_call is not None:
                 resume(k, task, task.pending_call)
             else:
-                exit_to_user_mode(k, task)
+                exit_to_user_mode(k, task, in_get_signal=True)  # kicked for a signal, or let go from a stop
     finally:
         k.current = saved
 
 
+@traced
 def ret_from_fork(k: Machine, p: Task) -> None:
     """A new task's first run: schedule_tail, then its kernel function or the return to user space."""
     from forklab.kernel.fork import schedule_tail
@@ -219,9 +223,13 @@ def ret_from_fork(k: Machine, p: Task) -> None:
 KTHREAD_FUNCTIONS: dict[str, Callable[[Machine, Task], Any]] = {}
 
 
-def exit_to_user_mode(k: Machine, task: Task, pending: PendingCall | None = None) -> int | None:
+def exit_to_user_mode(
+    k: Machine, task: Task, pending: PendingCall | None = None, in_get_signal: bool = False
+) -> int | None:
     """Deliver the task's pending signals; returns the sa_flags of the first handler run, if any.
 
+    Only a task with TIF_SIGPENDING looks (a signal queued for its group and meant for another
+    thread passes it by), or one that stopped in get_signal and carries on there (``in_get_signal``).
     An exit that has to wait (a pid namespace's init, a ptrace exit stop) parks ``pending``, the
     call the task was making, or a new "exit" call if it was idle in user space.
     """
@@ -231,7 +239,8 @@ def exit_to_user_mode(k: Machine, task: Task, pending: PendingCall | None = None
     if not (task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl or task.last_siginfo):
         return None  # nothing to deliver: the common case, kept cheap
     first: int | None = None
-    while alive(task) and task.state == TASK_RUNNING:
+    while alive(task) and task.state == TASK_RUNNING and (task.tif_sigpending or in_get_signal):
+        in_get_signal = False
         try:
             handled = get_signal(k, task)
         except WouldBlock as block:

@@ -7,6 +7,7 @@ that the high-level API calls too.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,10 +20,13 @@ from forklab.kernel.fs import pipe
 from forklab.kernel.fs.namei import do_mkdirat, do_rmdir
 from forklab.kernel.fs.namespace import do_mount
 from forklab.kernel.mm import mmap
-from forklab.kernel.mm.mm import copy_from_user, copy_to_user, get_user_u64, put_user_u32
+from forklab.kernel.mm.mm import access_ok, copy_from_user, copy_to_user, get_user_u32, get_user_u64, put_user_u32
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID
+from forklab.kernel.sched import syscalls as sched
+from forklab.kernel.sched.syscalls import UserIn
 from forklab.kernel.signal import do_sigaction, do_tkill, kill_something_info, sigprocmask
 from forklab.uapi import errno as E
+from forklab.uapi.sched import SCHED_ATTR_LAYOUT
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
@@ -185,6 +189,35 @@ def _munmap(k: Machine, current: Task, addr: int, length: int) -> int:
     return 0
 
 
+def user_u32(current: Task, addr: int) -> UserIn[int]:
+    """A pointer to an int argument, read when the kernel reads it (None for NULL)."""
+    return (lambda: get_user_u32(current.mm, addr)) if addr else None
+
+
+def _sched_setattr(k: Machine, current: Task, pid: int, uattr: int, flags: int) -> int:
+    reader = (lambda: sched.sched_copy_attr(current, uattr)) if uattr else None
+    sched.sys_sched_setattr(k, current, to_int32(pid), reader, flags & 0xFFFFFFFF)
+    return 0
+
+
+def _sched_getattr(k: Machine, current: Task, pid: int, uattr: int, usize: int, flags: int) -> int:
+    if not uattr:
+        raise KernelError(E.EINVAL, "sched_getattr: NULL attr")
+    usize &= 0xFFFFFFFF
+    kattr = sched.sys_sched_getattr(k, current, to_int32(pid), usize, flags & 0xFFFFFFFF)
+    if not access_ok(uattr, usize):
+        raise KernelError(E.EFAULT, "sched_getattr: the buffer is not in user space")
+    copy_to_user(current.mm, uattr, struct.pack(SCHED_ATTR_LAYOUT, *kattr)[: kattr.size])
+    return 0
+
+
+def _sched_getparam(k: Machine, current: Task, pid: int, param: int) -> int:
+    if not param:
+        raise KernelError(E.EINVAL, "sched_getparam: NULL param")
+    put_user_u32(current.mm, param, sched.sys_sched_getparam(k, current, to_int32(pid)))
+    return 0
+
+
 def to_int32(value: int) -> int:
     """An int argument as the kernel sees it: the low 32 bits, signed."""
     value &= 0xFFFFFFFF
@@ -221,6 +254,20 @@ SYSCALLS: dict[str, Syscall] = {
     "pidfd_send_signal": lambda k, c, fd, sig, info=0, flags=0: pidfd.sys_pidfd_send_signal(
         k, c, to_int32(fd), to_int32(sig), info, flags & 0xFFFFFFFF
     ),
+    "sched_setattr": _sched_setattr,
+    "sched_getattr": _sched_getattr,
+    "sched_setscheduler": lambda k, c, pid, policy, param: zero(sched.sys_sched_setscheduler)(
+        k, c, to_int32(pid), to_int32(policy), user_u32(c, param)
+    ),
+    "sched_getscheduler": lambda k, c, pid: sched.sys_sched_getscheduler(k, c, to_int32(pid)),
+    "sched_setparam": lambda k, c, pid, param: zero(sched.sys_sched_setparam)(k, c, to_int32(pid), user_u32(c, param)),
+    "sched_getparam": _sched_getparam,
+    "sched_get_priority_max": lambda k, c, policy: sched.sys_sched_get_priority_max(k, c, to_int32(policy)),
+    "sched_get_priority_min": lambda k, c, policy: sched.sys_sched_get_priority_min(k, c, to_int32(policy)),
+    "setpriority": lambda k, c, which, who, prio: zero(sys.sys_setpriority)(
+        k, c, to_int32(which), to_int32(who), to_int32(prio)
+    ),
+    "getpriority": lambda k, c, which, who: sys.sys_getpriority(k, c, to_int32(which), to_int32(who)),
     "getpid": sys.sys_getpid,
     "gettid": sys.sys_gettid,
     "getppid": sys.sys_getppid,

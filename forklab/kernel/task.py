@@ -147,6 +147,7 @@ class Task:
         "tgid",
         "thread",
         "thread_pid",
+        "tif_sigpending",
         "usage",
         "vfork_done",
     )
@@ -210,6 +211,8 @@ class Task:
     tgid: int
     thread: ThreadStruct
     thread_pid: Pid | None
+    # TIF_SIGPENDING of thread_info.flags: the task looks for signals on its way to user mode.
+    tif_sigpending: bool
     usage: int
     vfork_done: Completion | None
 

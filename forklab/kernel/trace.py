@@ -48,12 +48,14 @@ class TraceEvent(NamedTuple):
 
     def line(self) -> str:
         """The whole line of /sys/kernel/tracing/trace."""
-        secs, nsecs = divmod(self.ts, 1_000_000_000)
         flags = LATENCY_FLAGS.get(self.name, DEFAULT_FLAGS)
-        return (
-            f"{self.comm:>16}-{self.pid:<7} [{self.cpu:03d}] {flags} {secs:5d}.{nsecs // 1000:06d}: "
-            f"{self.name}: {self.text()}"
-        )
+        return f"{line_context(self.comm, self.pid, self.cpu, flags, self.ts)} {self.name}: {self.text()}"
+
+
+def line_context(comm: str, pid: int, cpu: int, flags: str, ts: int) -> str:
+    """The columns every line of the trace file starts with: task, CPU, flags, timestamp."""
+    secs, nsecs = divmod(ts, 1_000_000_000)
+    return f"{comm:>16}-{pid:<7} [{cpu:03d}] {flags} {secs:5d}.{nsecs // 1000:06d}:"
 
 
 def format_field(key: str, value: object) -> str:
@@ -136,7 +138,7 @@ def trace_sched_process_wait(k: Machine, current: Task, pid_nr: int) -> None:
 
 
 TRACE_HEADER = """\
-# tracer: nop
+# tracer: {tracer}
 #
 # entries-in-buffer/entries-written: {entries}/{written}   #P:{cpus}
 #
@@ -154,5 +156,5 @@ TRACE_HEADER = """\
 def trace_text(k: Machine) -> str:
     """The buffer as /sys/kernel/tracing/trace prints it."""
     buf = k.trace
-    header = TRACE_HEADER.format(entries=len(buf.events), written=buf.written, cpus=k.nr_cpu_ids)
+    header = TRACE_HEADER.format(tracer="nop", entries=len(buf.events), written=buf.written, cpus=k.nr_cpu_ids)
     return header + "".join(event.line() + "\n" for event in buf.events)

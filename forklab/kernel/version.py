@@ -25,11 +25,13 @@ class Behaviour(enum.Enum):
 
     value: tuple[str, str, str]  # (first version, certainty, what changes)
 
+    DO_FORK_TLS = ("4.2", "range 3.19-4.2", "_do_fork(..., tls) and copy_thread_tls; do_fork a wrapper")
     CLONE3 = ("5.3", "verified", "the clone3 system call")
     CLONE3_SET_TID = ("5.5", "verified", "clone3 set_tid/set_tid_size (CLONE_ARGS_SIZE_VER1)")
     CLONE_CLEAR_SIGHAND = ("5.5", "verified", "clone3 CLONE_CLEAR_SIGHAND")
     CLONE_INTO_CGROUP = ("5.7", "verified", "clone3 CLONE_INTO_CGROUP (CLONE_ARGS_SIZE_VER2)")
     SET_TID_CHECKPOINT_RESTORE = ("5.9", "range 5.7-5.9", "set_tid allowed with CAP_CHECKPOINT_RESTORE")
+    COPY_THREAD_TLS_FOLDED = ("5.9", "verified", "copy_thread_tls folded back into copy_thread")
     KERNEL_CLONE = ("5.10", "range 5.9-5.10", "_do_fork renamed kernel_clone")
     NPROC_IN_UCOUNTS = ("5.14", "unverified", "RLIMIT_NPROC counted in ucounts, checked after copy_creds")
     SCHED_CGROUP_FORK = ("5.17", "verified", "sched_cgroup_fork() after cgroup_can_fork()")
@@ -41,9 +43,17 @@ class Behaviour(enum.Enum):
     PIDFD_THREAD = ("6.9", "range 6.8-6.12", "CLONE_PIDFD|CLONE_THREAD allowed (a thread pidfd)")
     PLACE_AT_ENQUEUE = ("6.12", "range 6.8-6.12", "a new task is placed at its first enqueue")
     SCHED_EXT_FORK = ("6.12", "verified", "sched_cgroup_fork() can fail (sched_ext)")
+    SCHED_EXT_PRIORITY_RANGE = ("6.12", "host 6.18", "sched_get_priority_max/min answer 0 for SCHED_EXT")
+    FAIR_CUSTOM_SLICE = ("6.12", "host 6.18", "sched_attr.sched_runtime sets and reports a fair task's slice")
+    BASE_SLICE_700US = ("6.15", "range 6.13-6.18", "sysctl_sched_base_slice 0.70 ms, not 0.75 ms")
     PER_NS_PID_MAX = ("6.14", "range 6.12-6.14", "each pid namespace has its own pid_max")
     FUTEX_PRIVATE_HASH = ("6.16", "unverified", "first thread allocates the process futex hash")
     EXIT_TRACE_GROUP_DEAD = ("6.16", "unverified", "sched_process_exit prints group_dead")
+    PIDFD_OPEN_THREAD_ENOENT = (
+        "6.16",
+        "host 6.18.44",
+        "pidfd_open of a thread without PIDFD_THREAD: ENOENT, not EINVAL",
+    )
     PIDS_PEAK = ("6.1", "unverified", "cgroup v2 pids.peak")
     PIDS_EVENTS_HIERARCHICAL = (
         "6.12",

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from forklab.kernel.task import Task
 
 
+WakeTest = Callable[[Any], bool]
+
+
 class WaitQueue:
     """wait_queue_head_t: the tasks sleeping on one event, woken from the head.
 
@@ -31,13 +34,14 @@ class WaitQueue:
 
     def __init__(self, fifo: bool = False) -> None:
         self.fifo = fifo
-        self.waiters: dict[Task, None] = {}
+        # Each sleeper with its wake function's test of the waker's key (None: any wake-up wakes it).
+        self.waiters: dict[Task, WakeTest | None] = {}
 
-    def add(self, task: Task) -> None:
+    def add(self, task: Task, wake_if: WakeTest | None = None) -> None:
         if self.fifo:
-            self.waiters[task] = None
+            self.waiters[task] = wake_if
         else:
-            self.waiters = {task: None, **self.waiters}
+            self.waiters = {task: wake_if, **self.waiters}
 
     def __len__(self) -> int:
         return len(self.waiters)
@@ -49,7 +53,8 @@ class WouldBlock(Exception):
     With no queue, only a direct wake_up_process() wakes it.
 
     ``value`` is the result the call will return once it completes, when that is already
-    known (a vfork parent knows the child's pid before its wait ends).
+    known (a vfork parent knows the child's pid before its wait ends). ``wake_if`` is the sleeper's
+    own wake function: a wake-up whose key it refuses leaves it asleep.
     """
 
     def __init__(
@@ -58,19 +63,23 @@ class WouldBlock(Exception):
         retry: Callable[[], Any],
         state: int = TASK_INTERRUPTIBLE,
         value: Any = None,
+        wake_if: WakeTest | None = None,
     ) -> None:
         super().__init__()
         self.wq = wq
         self.retry = retry
         self.state = state
         self.value = value
+        self.wake_if = wake_if
 
 
-def wake_up(k: Machine, wq: WaitQueue, mask: int = TASK_INTERRUPTIBLE | 0x2) -> None:
-    """Wake every task sleeping on ``wq`` in a state that ``mask`` covers (TASK_NORMAL by default)."""
+def wake_up(k: Machine, wq: WaitQueue, mask: int = TASK_INTERRUPTIBLE | 0x2, key: Any = None) -> None:
+    """Wake every task sleeping on ``wq`` in a state that ``mask`` covers (TASK_NORMAL by default)
+    and whose wake function accepts ``key``."""
     if not wq.waiters:
         return
     from forklab.kernel.sched.core import try_to_wake_up
 
-    for task in list(wq.waiters):
-        try_to_wake_up(k, task, mask)
+    for task, wake_if in list(wq.waiters.items()):
+        if key is None or wake_if is None or wake_if(key):
+            try_to_wake_up(k, task, mask)

@@ -86,6 +86,8 @@ def parse_clone_flags(text: str) -> int:
             continue
         except ValueError:
             pass
+        if token[0].isdigit() or token[0] == "-":
+            raise FlagSyntaxError(f"malformed number {token!r}")
         try:
             word |= parse_signal(token)
         except FlagSyntaxError:

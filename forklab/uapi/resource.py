@@ -21,6 +21,11 @@ RLIMIT_RTTIME = 15
 RLIM_NLIMITS = 16
 RLIM_INFINITY = (1 << 64) - 1
 
+# setpriority/getpriority: whom ``who`` names.
+PRIO_PROCESS = 0
+PRIO_PGRP = 1
+PRIO_USER = 2
+
 RLIMIT_NAMES = (
     "RLIMIT_CPU",
     "RLIMIT_FSIZE",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+from typing import NamedTuple
+
 CSIGNAL = 0x000000FF
 CLONE_NEWTIME = 0x00000080
 CLONE_VM = 0x00000100
@@ -71,6 +74,49 @@ SCHED_IDLE = 5
 SCHED_DEADLINE = 6
 SCHED_EXT = 7
 SCHED_RESET_ON_FORK = 0x40000000
+
+# struct sched_attr's sched_flags.
+SCHED_FLAG_RESET_ON_FORK = 0x01
+SCHED_FLAG_RECLAIM = 0x02
+SCHED_FLAG_DL_OVERRUN = 0x04
+SCHED_FLAG_KEEP_POLICY = 0x08
+SCHED_FLAG_KEEP_PARAMS = 0x10
+SCHED_FLAG_UTIL_CLAMP_MIN = 0x20
+SCHED_FLAG_UTIL_CLAMP_MAX = 0x40
+SCHED_FLAG_KEEP_ALL = SCHED_FLAG_KEEP_POLICY | SCHED_FLAG_KEEP_PARAMS
+SCHED_FLAG_UTIL_CLAMP = SCHED_FLAG_UTIL_CLAMP_MIN | SCHED_FLAG_UTIL_CLAMP_MAX
+SCHED_FLAG_ALL = (
+    SCHED_FLAG_RESET_ON_FORK | SCHED_FLAG_RECLAIM | SCHED_FLAG_DL_OVERRUN | SCHED_FLAG_KEEP_ALL | SCHED_FLAG_UTIL_CLAMP
+)
+
+SCHED_ATTR_SIZE_VER0 = 48  # up to sched_period
+SCHED_ATTR_SIZE_VER1 = 56  # + sched_util_min, sched_util_max
+SCHED_ATTR_LAYOUT = "<IIQiIQQQII"  # struct sched_attr, field by field, as SchedAttr lists them
+SCHED_ATTR_WIDTHS = tuple(struct.calcsize(code) for code in SCHED_ATTR_LAYOUT[1:])  # bytes per field
+
+
+def pack_sched_attr(fields: tuple[int, ...]) -> bytes:
+    """The struct's bytes from its field values, each cut to its C width (-1 is all ones)."""
+    return b"".join(
+        (value & (1 << 8 * width) - 1).to_bytes(width, "little")
+        for value, width in zip(fields, SCHED_ATTR_WIDTHS, strict=True)
+    )
+
+
+class SchedAttr(NamedTuple):
+    """struct sched_attr (uapi/linux/sched/types.h), in its field order."""
+
+    size: int = SCHED_ATTR_SIZE_VER1
+    sched_policy: int = SCHED_NORMAL
+    sched_flags: int = 0
+    sched_nice: int = 0
+    sched_priority: int = 0
+    sched_runtime: int = 0
+    sched_deadline: int = 0
+    sched_period: int = 0
+    sched_util_min: int = 0
+    sched_util_max: int = 0
+
 
 # Names in the order strace prints them.
 CLONE_FLAG_NAMES: tuple[tuple[int, str], ...] = (

@@ -21,6 +21,7 @@ def test_demo_tells_the_story() -> None:
     assert "EINVAL: copy_process: CLONE_SIGHAND requires CLONE_VM" in out
     assert "shares with its parent" in out
     assert "clone_flags=3d0f00" in out  # the pthread_create flags, as tracefs prints them
+    assert "|  copy_process() {" in out and "|    dup_task_struct();" in out  # the fork's function graph
     assert "\x1b[" not in out  # plain text when not a terminal
 
 

@@ -155,6 +155,7 @@ def test_fatal_signal_during_fork_is_eintr(
     def killed_meanwhile(machine: object, current: object, p: object) -> None:
         real(machine, current, p)  # type: ignore[arg-type]
         child.task_struct.pending.signal |= 1 << (SIGKILL - 1)
+        child.task_struct.tif_sigpending = True  # as the sender's signal_wake_up() leaves it
 
     monkeypatch.setattr(kfork, "sched_cgroup_fork", killed_meanwhile)
     with pytest.raises(forklab.TaskGoneError):

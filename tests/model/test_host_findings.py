@@ -258,3 +258,54 @@ def test_wait_looks_at_the_callers_children_then_the_next_threads(k: forklab.Ker
     younger.exit(2)
     assert first.wait4(-1, forklab.WNOHANG | __WALL) == (younger.pid, 0x200)
     assert first.wait4(-1, forklab.WNOHANG | __WALL) == (older.pid, 0x100)
+
+
+def test_a_thread_stopping_its_own_process_returns_first(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """kill() of the caller's own process picks the idle leader (TIF_SIGPENDING is set on it
+    alone): the sending thread returns 0, and stops later, when the leader starts the group stop."""
+    leader, (thread,) = threaded_child(init, 1)
+    assert thread.kill(leader.pid, forklab.SIGSTOP) is None
+    assert thread.task_struct.pending_call is None  # the call came back before the stop
+    assert (leader.state, thread.state) == ("T", "T")
+    init.kill(leader.pid, forklab.SIGCONT)
+    assert (leader.state, thread.state) == ("R", "R")
+    k.check()
+
+
+@pytest.mark.parametrize("call", ["kill", "tgkill", "pidfd_send_signal", "sigprocmask"])
+def test_a_caller_that_stops_on_its_way_out_is_pending(k: forklab.Kernel, init: forklab.TaskHandle, call: str) -> None:
+    """A caller that stops itself finishes its call only once continued: its result is a Pending."""
+    parent = init.task(init.fork())
+    child = parent.task(parent.fork())
+    child.setpgid(0, 0)  # a process group with a parent outside it in the session: not orphaned
+    stop = 1 << (forklab.SIGTSTP - 1)
+    if call == "kill":
+        result = child.kill(child.pid, forklab.SIGTSTP)
+    elif call == "tgkill":
+        result = child.tgkill(child.pid, child.pid, forklab.SIGTSTP)
+    elif call == "pidfd_send_signal":
+        result = child.pidfd_send_signal(child.pidfd_open(child.pid), forklab.SIGTSTP)
+    else:
+        child.sigprocmask(forklab.SIG_BLOCK, stop)
+        init.kill(child.pid, forklab.SIGTSTP)
+        result = child.sigprocmask(forklab.SIG_UNBLOCK, stop)
+    assert isinstance(result, forklab.Pending) and not result.done
+    assert child.state == "T"
+    init.kill(child.pid, forklab.SIGCONT)
+    assert result.done and result.result() == (stop if call == "sigprocmask" else None)
+    k.check()
+
+
+def test_a_waiter_wakes_only_for_a_child_it_waits_for(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """wait4(0) asleep while its only child moved to another process group: that child's exit
+    does not wake it (child_wait_callback), so it sleeps on rather than fail with ECHILD."""
+    parent = init.task(init.fork())
+    child = parent.task(parent.fork())
+    waiting = parent.wait4(0, forklab.__WALL)
+    assert isinstance(waiting, forklab.Pending)
+    child.setpgid(0, 0)
+    child.exit(0)
+    assert not waiting.done and parent.state == "S"
+    init.kill(parent.pid, SIGTERM)
+    assert init.wait4(parent.pid) == (parent.pid, SIGTERM)
+    k.check()

@@ -15,6 +15,7 @@ from forklab import (
     EBADF,
     ECHILD,
     EINVAL,
+    ENOENT,
     ESRCH,
     P_ALL,
     P_PGID,
@@ -138,11 +139,13 @@ def test_pidfd_open_and_send_signal() -> None:
     k.check()
 
 
-def test_pidfd_of_a_thread_needs_pidfd_thread() -> None:
-    k = forklab.boot()
+@pytest.mark.parametrize(("version", "errno"), [("6.18", ENOENT), ("6.12", EINVAL)])
+def test_pidfd_of_a_thread_needs_pidfd_thread(version: str, errno: int) -> None:
+    """Without PIDFD_THREAD a thread is no process: ENOENT since 6.16 (the host 6.18), EINVAL before."""
+    k = forklab.boot(version=version)
     init = k.task(1)
     _, (thread,) = threaded_child(init, 1)
-    assert errno_of(lambda: init.pidfd_open(thread.pid)) == EINVAL
+    assert errno_of(lambda: init.pidfd_open(thread.pid)) == errno
     fd = init.pidfd_open(thread.pid, PIDFD_THREAD)
     init.pidfd_send_signal(fd, SIGSTOP)
     assert thread.state == "T"

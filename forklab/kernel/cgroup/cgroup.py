@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel.cgroup.pids import PidsCss, pids_charge, pids_try_charge, pids_uncharge
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.uapi import errno as E
 from forklab.uapi.sched import CLONE_INTO_CGROUP, CLONE_THREAD
 
@@ -215,11 +216,13 @@ def effective_pids(cgrp: Cgroup) -> PidsCss:
 # ---- fork and exit --------------------------------------------------------------------------------
 
 
+@traced
 def cgroup_fork(k: Machine, child: Task) -> None:
     """Until cgroup_post_fork the child points at init_css_set without being on its lists."""
     child.cgroups = k.cgroup_root.init_css_set
 
 
+@traced
 def cgroup_can_fork(k: Machine, current: Task, child: Task, kargs: KernelCloneArgs) -> None:
     """Pick the destination (the parent's css_set, or CLONE_INTO_CGROUP's) and charge the pids css."""
     assert current.cgroups is not None
@@ -248,6 +251,7 @@ def cgroup_cancel_fork(k: Machine, child: Task, kargs: KernelCloneArgs) -> None:
         kargs.cset = None
 
 
+@traced
 def cgroup_post_fork(k: Machine, child: Task, kargs: KernelCloneArgs) -> None:
     cset = kargs.cset
     assert cset is not None

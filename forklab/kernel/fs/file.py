@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_ACCMODE, O_CLOEXEC
 from forklab.uapi.resource import RLIMIT_NOFILE
@@ -160,6 +161,7 @@ def fget(current: Task, fd: int) -> File:
     return file
 
 
+@traced
 def dup_fd(k: Machine, current: Task, old: FilesStruct) -> FilesStruct:
     """A copy of the table: every open file gains a reference; the size fits the highest fd."""
     k.kmem_cache_alloc(current, "files_cache")
@@ -182,6 +184,7 @@ def dup_fd(k: Machine, current: Task, old: FilesStruct) -> FilesStruct:
     return new
 
 
+@traced
 def copy_files(k: Machine, current: Task, clone_flags: int, tsk: Task, no_files: bool) -> None:
     """CLONE_FILES shares the table; otherwise the child gets a copy (none for io_uring workers)."""
     oldf = current.files
@@ -207,6 +210,7 @@ def put_files_struct(k: Machine, files: FilesStruct) -> None:
     k.kmem_cache_free("files_cache")
 
 
+@traced
 def exit_files(k: Machine, tsk: Task) -> None:
     files = tsk.files
     if files is None:

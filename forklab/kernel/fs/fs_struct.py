@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.uapi import errno as E
 from forklab.uapi.sched import CLONE_FS
 
@@ -35,6 +36,7 @@ def copy_fs_struct(k: Machine, current: Task, old: FsStruct) -> FsStruct:
     return FsStruct(old.root, old.pwd, old.umask)
 
 
+@traced
 def copy_fs(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     fs = current.fs
     assert fs is not None
@@ -50,6 +52,7 @@ def free_fs_struct(k: Machine, fs: FsStruct) -> None:
     k.kmem_cache_free("fs_cache")
 
 
+@traced
 def exit_fs(k: Machine, tsk: Task) -> None:
     fs = tsk.fs
     if fs is None:

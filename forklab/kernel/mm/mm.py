@@ -8,6 +8,7 @@ import bisect
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.mm.pages import (
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -258,6 +259,16 @@ def get_user_u64(mm: MmStruct | None, addr: int) -> int:
     return int.from_bytes(copy_from_user(mm, addr, 8), "little")
 
 
+def copy_struct_from_user(mm: MmStruct | None, addr: int, ksize: int, usize: int) -> bytes:
+    """An extensible struct of ``usize`` bytes as the kernel's ``ksize``: a shorter one is
+    zero-filled; a longer one must hold only zeros past ``ksize`` (E2BIG otherwise)."""
+    if usize > ksize:
+        tail = copy_from_user(mm, addr + ksize, usize - ksize)
+        if any(tail):
+            raise KernelError(E.E2BIG, "copy_struct_from_user: non-zero bytes past the fields this kernel knows")
+    return copy_from_user(mm, addr, min(usize, ksize)).ljust(ksize, b"\0")
+
+
 def access_ok(addr: int, size: int) -> bool:
     return addr >= 0 and size >= 0 and addr + size <= TASK_SIZE
 
@@ -265,6 +276,7 @@ def access_ok(addr: int, size: int) -> bool:
 # ---- fork ----------------------------------------------------------------------------------
 
 
+@traced
 def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
     """Copy every VMA but the MADV_DONTFORK ones; anonymous pages become copy-on-write."""
     parent_top, child_top = fork_layers(oldmm.anon)
@@ -283,6 +295,7 @@ def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
             clear_range(child_top, copy.vm_start >> PAGE_SHIFT, copy.vm_end >> PAGE_SHIFT)
 
 
+@traced
 def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
     k.kmem_cache_alloc(current, "mm_struct")
     mm = MmStruct()
@@ -305,6 +318,7 @@ def dup_mm(k: Machine, current: Task, tsk: Task, oldmm: MmStruct) -> MmStruct:
     return mm
 
 
+@traced
 def copy_mm(k: Machine, current: Task, clone_flags: int, tsk: Task) -> None:
     """CLONE_VM shares the address space; otherwise dup_mm copies it. Kernel threads have none."""
     tsk.mm = None
@@ -349,6 +363,7 @@ def exit_mmap(k: Machine, mm: MmStruct) -> None:
     mm.anon = Layer()
 
 
+@traced
 def mmput(k: Machine, mm: MmStruct) -> None:
     """Drop a user of the address space; the last one tears it down."""
     mm.mm_users -= 1

@@ -7,9 +7,12 @@ priority and policy, the CPU chosen for it, and where the fair class places it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
+from forklab.kernel.ftrace import traced
 from forklab.kernel.sched.fair import (
     SCHED_PRIO_TO_WEIGHT,
     account_dequeue,
@@ -20,7 +23,7 @@ from forklab.kernel.sched.fair import (
 )
 from forklab.kernel.task import TASK_NEW, TASK_RUNNING
 from forklab.uapi import errno as E
-from forklab.uapi.sched import SCHED_DEADLINE, SCHED_FIFO, SCHED_NORMAL, SCHED_RR
+from forklab.uapi.sched import SCHED_BATCH, SCHED_DEADLINE, SCHED_FIFO, SCHED_IDLE, SCHED_NORMAL, SCHED_RR
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 MAX_RT_PRIO = 100
 MAX_DL_PRIO = 0
 DEFAULT_PRIO = 120
+MIN_NICE = -20
+MAX_NICE = 19
+WEIGHT_IDLEPRIO = 3  # a SCHED_IDLE task weighs less than one at nice 19
 
 
 def nice_to_prio(nice: int) -> int:
@@ -45,6 +51,33 @@ def rt_prio(prio: int) -> bool:
 
 def dl_prio(prio: int) -> bool:
     return prio < MAX_DL_PRIO
+
+
+def task_nice(p: Task) -> int:
+    return prio_to_nice(p.static_prio)
+
+
+# The policy classes of kernel/sched/sched.h. The model's kernel, like the host's, is built
+# without CONFIG_SCHED_CLASS_EXT: SCHED_EXT is no valid policy.
+def idle_policy(policy: int) -> bool:
+    return policy == SCHED_IDLE
+
+
+def fair_policy(policy: int) -> bool:
+    """SCHED_NORMAL and SCHED_BATCH (not SCHED_IDLE: its nice value is kept apart)."""
+    return policy in (SCHED_NORMAL, SCHED_BATCH)
+
+
+def rt_policy(policy: int) -> bool:
+    return policy in (SCHED_FIFO, SCHED_RR)
+
+
+def dl_policy(policy: int) -> bool:
+    return policy == SCHED_DEADLINE
+
+
+def valid_policy(policy: int) -> bool:
+    return idle_policy(policy) or fair_policy(policy) or rt_policy(policy) or dl_policy(policy)
 
 
 class SchedEntity:
@@ -86,21 +119,43 @@ class Rq:
         self.idle: Task | None = None
 
 
-def normal_prio(p: Task) -> int:
-    if p.policy == SCHED_DEADLINE:
+def __normal_prio(policy: int, rt_priority: int, nice: int) -> int:
+    if dl_policy(policy):
         return MAX_DL_PRIO - 1
-    if p.policy in (SCHED_FIFO, SCHED_RR):
-        return MAX_RT_PRIO - 1 - p.rt_priority
-    return p.static_prio
+    if rt_policy(policy):
+        return MAX_RT_PRIO - 1 - rt_priority
+    return nice_to_prio(nice)
+
+
+def normal_prio(p: Task) -> int:
+    return __normal_prio(p.policy, p.rt_priority, task_nice(p))
 
 
 def set_load_weight(p: Task) -> None:
+    if idle_policy(p.policy):
+        p.se.weight = WEIGHT_IDLEPRIO
+        return
     p.se.weight = SCHED_PRIO_TO_WEIGHT[max(0, min(39, p.static_prio - 100))]
 
 
+@contextmanager
+def requeued(k: Machine, p: Task) -> Iterator[None]:
+    """Around a change of a task's weight: a queued task leaves its runqueue's sums and comes
+    back with the new weight, as the kernel's dequeue_task/enqueue_task pair around it."""
+    queued = p.se.on_rq
+    cfs = k.rq[p.cpu].cfs
+    if queued:
+        account_dequeue(cfs, p.se)
+    yield
+    if queued:
+        account_enqueue(cfs, p.se)
+
+
+@traced
 def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
-    """The child starts TASK_NEW (no wakeup can queue it yet) with the parent's normal priority."""
-    p.se = SchedEntity(current.se.weight, sched_base_slice(k.nr_cpu_ids))
+    """The child starts TASK_NEW (no wakeup can queue it yet) with the parent's normal priority
+    and slice; SCHED_RESET_ON_FORK gives it SCHED_NORMAL, no negative nice and the base slice."""
+    p.se = SchedEntity(current.se.weight, current.se.slice)
     p.on_rq = 0
     p.state = TASK_NEW
     # Priority inheritance boosts are not inherited: take normal_prio, not prio.
@@ -114,11 +169,13 @@ def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
             p.static_prio = nice_to_prio(0)
         p.prio = p.normal_prio = p.static_prio
         set_load_weight(p)
+        p.se.slice = sched_base_slice(k)
         p.sched_reset_on_fork = False
     if dl_prio(p.prio):
         raise KernelError(E.EAGAIN, "sched_fork: a SCHED_DEADLINE task cannot fork without SCHED_RESET_ON_FORK")
 
 
+@traced
 def sched_cgroup_fork(k: Machine, current: Task, p: Task) -> None:
     """The child is set on the parent's CPU until wake_up_new_task balances it."""
     p.cpu = current.cpu
@@ -154,6 +211,7 @@ def deactivate_task(k: Machine, p: Task) -> None:
     account_dequeue(rq.cfs, p.se)
 
 
+@traced
 def wake_up_new_task(k: Machine, p: Task) -> None:
     """TASK_RUNNING, a CPU by fork balancing, enqueued with initial placement."""
     from forklab.kernel.trace import trace_sched_wakeup_new

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.version import Behaviour
+
 if TYPE_CHECKING:
+    from forklab.kernel.machine import Machine
     from forklab.kernel.sched.core import CfsRq, SchedEntity
 
 NICE_0_LOAD = 1024
-SCHED_BASE_SLICE_NS = 750_000  # normalized_sysctl_sched_base_slice
+# normalized_sysctl_sched_base_slice, before and after BASE_SLICE_700US.
+SCHED_BASE_SLICE_NS = 750_000
+SCHED_BASE_SLICE_NS_700US = 700_000
 
 # sched_prio_to_weight[]: nice -20 .. 19; each step is about 10% of CPU.
 SCHED_PRIO_TO_WEIGHT = (
@@ -28,10 +33,11 @@ SCHED_PRIO_TO_WEIGHT = (
 )  # fmt: skip
 
 
-def sched_base_slice(nr_cpus: int) -> int:
+def sched_base_slice(k: Machine) -> int:
     """sysctl_sched_base_slice scaled by 1 + log2(cpus), at most 8 cpus counted."""
-    factor = 1 + (min(nr_cpus, 8).bit_length() - 1)
-    return SCHED_BASE_SLICE_NS * factor
+    factor = 1 + (min(k.nr_cpu_ids, 8).bit_length() - 1)
+    base = SCHED_BASE_SLICE_NS_700US if k.has(Behaviour.BASE_SLICE_700US) else SCHED_BASE_SLICE_NS
+    return base * factor
 
 
 def calc_delta_fair(delta: int, se: SchedEntity) -> int:
