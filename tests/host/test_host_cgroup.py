@@ -29,7 +29,8 @@ def test_the_cgroup_scenarios_agree() -> None:
     assert len(SCENARIOS) >= 4
     campaign = run_campaign(scenario_jobs(SCENARIOS))
     problems = [f"{r.name}: {r.error} {r.disagreements[:3]}" for r in campaign.results if r.verdict != "agrees"]
-    assert not problems, "\n".join(problems)
+    assert campaign.passed, "\n".join(problems)
+    assert campaign.steps > 150
 
 
 def _host_uid(host_pid: int) -> int:
