@@ -239,9 +239,9 @@ def cgroup_css_set_fork(k: Machine, current: Task, kargs: KernelCloneArgs) -> Cs
 
     assert current.cgroups is not None and current.nsproxy is not None
     dst = cgroup_get_from_fd(current, kargs.cgroup)
-    cgroup_may_write(current, dst)
+    cgroup_may_write(k, current, dst)
     src = current.cgroups.dfl_cgrp
-    cgroup_attach_permissions(current, src, dst, not kargs.flags & CLONE_THREAD)
+    cgroup_attach_permissions(k, current, src, dst, not kargs.flags & CLONE_THREAD)
     return find_css_set(current.cgroups, dst)
 
 
@@ -284,12 +284,12 @@ def cgroup_release(k: Machine, task: Task) -> None:
 # ---- migration ------------------------------------------------------------------------------------
 
 
-def cgroup_procs_write_permission(current: Task, src: Cgroup, dst: Cgroup) -> None:
+def cgroup_procs_write_permission(k: Machine, current: Task, src: Cgroup, dst: Cgroup) -> None:
     """Write access to cgroup.procs of the common ancestor; under nsdelegate, both ends in sight."""
     from forklab.kernel.cgroup.cgroupfs import cgroup_may_write
 
     common = next(node for node in src.ancestors() if is_descendant(dst, node))
-    cgroup_may_write(current, common)
+    cgroup_may_write(k, current, common)
     assert current.nsproxy is not None
     ns_root = current.nsproxy.cgroup_ns.root_cset.dfl_cgrp
     if dst.root.ns_delegate and not (is_descendant(src, ns_root) and is_descendant(dst, ns_root)):
@@ -305,8 +305,8 @@ def cgroup_migrate_vet_dst(dst: Cgroup) -> None:
         raise KernelError(E.EBUSY, f"cgroup_migrate_vet_dst: {dst.path()} has controllers enabled for its children")
 
 
-def cgroup_attach_permissions(current: Task, src: Cgroup, dst: Cgroup, threadgroup: bool) -> None:
-    cgroup_procs_write_permission(current, src, dst)
+def cgroup_attach_permissions(k: Machine, current: Task, src: Cgroup, dst: Cgroup, threadgroup: bool) -> None:
+    cgroup_procs_write_permission(k, current, src, dst)
     cgroup_migrate_vet_dst(dst)
     if not threadgroup and src.dom_cgrp is not dst.dom_cgrp:
         raise KernelError(E.EOPNOTSUPP, "cgroup_attach_permissions: a thread cannot leave its domain")
@@ -371,7 +371,7 @@ def cgroup_rmdir(k: Machine, cgrp: Cgroup) -> None:
     cgrp.dead = True
 
 
-def parse_subtree_control(text: str, root: CgroupRoot) -> tuple[frozenset[str], frozenset[str]]:
+def parse_subtree_control(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """ "+name" and "-name" tokens (the last word about a controller wins): (enable, disable)."""
     enable: set[str] = set()
     disable: set[str] = set()
@@ -393,7 +393,7 @@ def parse_subtree_control(text: str, root: CgroupRoot) -> tuple[frozenset[str], 
 
 
 def cgroup_subtree_control_write(k: Machine, cgrp: Cgroup, text: str) -> None:
-    enable, disable = parse_subtree_control(text, cgrp.root)
+    enable, disable = parse_subtree_control(text)
     if cgrp.dead:
         raise KernelError(E.ENODEV, "cgroup_subtree_control_write: the cgroup was removed")
     enable -= cgrp.subtree_control

@@ -148,8 +148,9 @@ def cgroup_get_from_fd(current: Task, fd: int) -> Cgroup:
     return cgrp
 
 
-def cgroup_may_write(current: Task, cgrp: Cgroup) -> None:
-    """Write permission on the cgroup's cgroup.procs."""
+def cgroup_may_write(k: Machine, current: Task, cgrp: Cgroup) -> None:
+    """Write permission on the cgroup's cgroup.procs (made, root's, if no mount showed it yet)."""
+    cgroup_kn(k, cgrp)
     inode_permission(current, cgrp.files["cgroup.procs"], MAY_WRITE)
 
 
@@ -188,7 +189,7 @@ def procs_store(threadgroup: bool) -> Store:
     def store(k: Machine, current: Task, cgrp: Cgroup, text: str) -> None:
         task = cgroup_procs_write_start(current, text, threadgroup)
         assert task.cgroups is not None
-        cg.cgroup_attach_permissions(current, task.cgroups.dfl_cgrp, cgrp, threadgroup)
+        cg.cgroup_attach_permissions(k, current, task.cgroups.dfl_cgrp, cgrp, threadgroup)
         cg.cgroup_attach_task(k, cgrp, task, threadgroup)
 
     return store
