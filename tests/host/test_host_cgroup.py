@@ -8,6 +8,7 @@ pure v2 machine its pids cgroup is that directory, with pids available in it.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from forklab.host.cgroup import DELEGATED_FILES, v2_setup
 from forklab.uapi.fcntl import O_DIRECTORY, O_RDONLY
 from forklab.uapi.sched import CLONE_INTO_CGROUP, CLONE_NEWCGROUP
 from forklab.uapi.signal import SIGCHLD
+from tests.conftest import clone_args
 
 pytestmark = pytest.mark.host
 
@@ -75,3 +77,19 @@ def test_cgroups_made_inside_go_with_the_sandbox() -> None:
             assert Path(str(path), "a/b/c/cgroup.procs").read_text().split() != []
         raise RuntimeError("the test fails midway")
     assert path is not None and not Path(path).exists()
+
+
+def test_clone_into_cgroup_needs_the_whole_struct() -> None:
+    """The raw rule the model's test pins (tests/model/test_cgroup.py), on the host."""
+    with Sandbox(max_tasks=16, timeout=5.0) as sb:
+        init = sb.init
+        init.call("unshare", CLONE_NEWCGROUP)
+        init.call("mount", "cgroup2", "/tmp", "cgroup2")
+        fd = init.call("open", "/tmp", O_RDONLY | O_DIRECTORY).ret
+        addr = init.call("mmap", 4096).ret
+        init.call("poke", addr, clone_args(CLONE_INTO_CGROUP, fd))
+        assert init.call("clone3_raw", addr, 80).ret == -errno.EINVAL
+        init.call("poke", addr, clone_args(CLONE_INTO_CGROUP, 1 << 31))
+        assert init.call("clone3_raw", addr, 88).ret == -errno.EINVAL
+        init.call("poke", addr, clone_args(CLONE_INTO_CGROUP, fd))
+        assert init.call("clone3_raw", addr, 88).ret > 0

@@ -13,6 +13,7 @@ from forklab.kernel.cgroup.cgroup import PIDS, bind_to_legacy, kstrtoll
 from forklab.kernel.errors import KernelBug, KernelError
 from forklab.uapi.fcntl import O_DIRECTORY, O_RDONLY, O_RDWR
 from forklab.uapi.sched import CLONE_INTO_CGROUP, CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWUSER, CLONE_THREAD, CLONE_VM
+from tests.conftest import clone_args
 
 CG = "/sys/fs/cgroup"
 THREAD = CLONE_VM | forklab.CLONE_FS | forklab.CLONE_FILES | forklab.CLONE_SIGHAND | CLONE_THREAD
@@ -321,3 +322,16 @@ def test_pids_files_by_version(version: str, peak: bool, parent_events: str, chi
         fails(errno.ENOENT, read, init, "a/pids.peak")
     if version != "6.18":
         fails(errno.ENOENT, read, init, "a/pids.events.local")
+
+
+def test_clone_into_cgroup_needs_the_whole_struct(k: forklab.Kernel) -> None:
+    """Before looking at the fd: a struct of 88 bytes (CLONE_ARGS_SIZE_VER2) and an fd within int."""
+    init = k.task(1)
+    fd = init.open(CG, O_RDONLY | O_DIRECTORY)
+    addr = init.mmap(4096)
+    init.poke(addr, clone_args(CLONE_INTO_CGROUP, fd))
+    assert init.syscall("clone3", addr, 80) == -errno.EINVAL
+    init.poke(addr, clone_args(CLONE_INTO_CGROUP, 1 << 31))
+    assert init.syscall("clone3", addr, 88) == -errno.EINVAL
+    init.poke(addr, clone_args(CLONE_INTO_CGROUP, fd))
+    assert init.syscall("clone3", addr, 88) > 0
