@@ -335,3 +335,16 @@ def test_clone_into_cgroup_needs_the_whole_struct(k: forklab.Kernel) -> None:
     assert init.syscall("clone3", addr, 88) == -errno.EINVAL
     init.poke(addr, clone_args(CLONE_INTO_CGROUP, fd))
     assert init.syscall("clone3", addr, 88) > 0
+
+
+def test_the_same_superblock_cannot_cover_its_own_mount(k: forklab.Kernel) -> None:
+    """do_add_mount: EBUSY on the root of a mount of the same superblock (one for cgroup2, one
+    per pid namespace for proc), after the permission checks."""
+    init = k.task(1)
+    fails(errno.EBUSY, init.mount, "cgroup2", CG, "cgroup2")
+    fails(errno.EBUSY, init.mount, "proc", "/proc", "proc")
+    init.mkdir(f"{CG}/a")
+    init.mount("cgroup2", f"{CG}/a", "cgroup2")  # not a mount's root yet
+    child = k.task(init.clone(forklab.CLONE_NEWPID | forklab.CLONE_NEWNS | SIGCHLD))
+    child.mount("proc", "/proc", "proc")
+    k.check()

@@ -119,9 +119,18 @@ def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -
     if fstype == "cgroup2":
         from forklab.kernel.cgroup.cgroupfs import mount_cgroup2
 
-        ns.mounts.append(mount_cgroup2(k, current, mnt, inode))
-        return
-    pid_ns = task_active_pid_ns(current)
-    proc = Mount("proc", k.vfs.proc_root, mnt, inode)
-    proc.proc_ns = get_pid_ns(pid_ns)
-    ns.mounts.append(proc)
+        new = mount_cgroup2(k, current, mnt, inode)
+    else:
+        new = Mount("proc", k.vfs.proc_root, mnt, inode)
+        new.proc_ns = task_active_pid_ns(current)
+    do_add_mount(new, mnt, inode)
+    if new.proc_ns is not None:
+        get_pid_ns(new.proc_ns)
+    ns.mounts.append(new)
+
+
+def do_add_mount(new: Mount, mnt: Mount, inode: Inode) -> None:
+    """The same superblock may not be mounted on the root of one of its own mounts. One cgroup2
+    superblock serves every mount; procfs has one per pid namespace."""
+    if inode is mnt.root and mnt.fstype == new.fstype and mnt.proc_ns is new.proc_ns:
+        raise KernelError(E.EBUSY, f"do_add_mount: {new.fstype} is already mounted right there")
