@@ -3,7 +3,12 @@ what the probe says (so the model side is set up alike), and nothing made in it 
 
 The probe (host/cgroup.py v2_setup) adapts to the machine: on a hybrid layout (pids bound to
 v1, as on the reference machine) the sandbox gets a v2 directory of its own without pids; on a
-pure v2 machine its pids cgroup is that directory, with pids available in it.
+pure v2 machine its pids cgroup is that directory, with pids available in it. What the
+reference machine (Linux 6.18.44) showed: v1 hierarchies for cpu, cpuacct, cpuset, memory,
+devices, freezer, blkio, pids and name=systemd, cgroup2 at /sys/fs/cgroup/unified mounted
+without nsdelegate, this process in its root (0::/), only hugetlb in its cgroup.controllers and
+nothing in its cgroup.subtree_control; mounting cgroup2 in the sandbox needs a cgroup namespace
+of its own (else EPERM).
 """
 
 from __future__ import annotations
