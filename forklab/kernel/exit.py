@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from forklab.kernel.cgroup.cgroup import cgroup_release
+from forklab.kernel.cgroup.cgroup import cgroup_exit, cgroup_release
 from forklab.kernel.cred import uncharge_nproc
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fork import put_task_struct_rcu_user
@@ -132,6 +132,7 @@ def exit_after_event(k: Machine, tsk: Task, code: int) -> None:
     exit_files(k, tsk)
     exit_fs(k, tsk)
     exit_nsproxy_namespaces(k, tsk)
+    cgroup_exit(k, tsk)
     exit_notify(k, tsk, group_dead)
 
 

@@ -109,7 +109,7 @@ def start_kernel(version: str, cpus: int, seed: int, memory: int, trace: bool) -
     k.rq = [Rq(cpu) for cpu in range(cpus)]
     mnt_ns = init_mount_tree(k)
     cgroup_ns = CgroupNamespace(user_ns, PROC_CGROUP_INIT_INO, None)
-    cgroup_ns.root_cset = k.cgroup_root.root.css_set
+    cgroup_ns.root_cset = k.cgroup_root.init_css_set
     k.init_nsproxy = make_init_nsproxy(
         mnt_ns,
         make_init_uts_ns(user_ns, k.version.uname_release),
@@ -185,8 +185,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.in_execve = False
     p.pending_call = None
     p.thread = ThreadStruct(None)
-    p.cgroups = k.cgroup_root.root.css_set
-    p.cgroups.nr_tasks += 1
+    p.cgroups = k.cgroup_root.init_css_set
     p.usage = 1
     p.rcu_users = 2
     p.stack = True

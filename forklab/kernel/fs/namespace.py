@@ -1,6 +1,6 @@
 """fs/namespace.c: mounts and mount namespaces.
 
-The model mounts only the root filesystem and procfs. A mount namespace is a copy of the
+The model mounts only the root filesystem, procfs and cgroup2. A mount namespace is a copy of the
 mount tree; the file system itself is shared.
 """
 
@@ -101,9 +101,10 @@ def free_mnt_ns_mounts(k: Machine, ns: MntNamespace) -> None:
 
 
 def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -> None:
-    """mount(2), for procfs only: it shows the caller's active pid namespace."""
-    if fstype != "proc":
-        raise NotModelled(f"mount of a {fstype!r} file system (only proc is modelled)")
+    """mount(2) of procfs (it shows the caller's active pid namespace) or cgroup2."""
+
+    if fstype not in ("proc", "cgroup2"):
+        raise NotModelled(f"mount of a {fstype!r} file system (only proc and cgroup2 are modelled)")
     assert current.nsproxy is not None
     ns = current.nsproxy.mnt_ns
     if not ns_capable(current, ns.user_ns, CAP_SYS_ADMIN):
@@ -111,7 +112,21 @@ def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -
     mnt, inode = path_lookup(k, current, target)
     if not inode.is_dir:
         raise KernelError(E.ENOTDIR, f"do_mount: {target!r} is not a directory")
-    pid_ns = task_active_pid_ns(current)
-    proc = Mount("proc", k.vfs.proc_root, mnt, inode)
-    proc.proc_ns = get_pid_ns(pid_ns)
-    ns.mounts.append(proc)
+    if fstype == "cgroup2":
+        from forklab.kernel.cgroup.cgroupfs import mount_cgroup2
+
+        new = mount_cgroup2(k, current, mnt, inode)
+    else:
+        new = Mount("proc", k.vfs.proc_root, mnt, inode)
+        new.proc_ns = task_active_pid_ns(current)
+    do_add_mount(new, mnt, inode)
+    if new.proc_ns is not None:
+        get_pid_ns(new.proc_ns)
+    ns.mounts.append(new)
+
+
+def do_add_mount(new: Mount, mnt: Mount, inode: Inode) -> None:
+    """The same superblock may not be mounted on the root of one of its own mounts. One cgroup2
+    superblock serves every mount; procfs has one per pid namespace."""
+    if inode is mnt.root and mnt.fstype == new.fstype and mnt.proc_ns is new.proc_ns:
+        raise KernelError(E.EBUSY, f"do_add_mount: {new.fstype} is already mounted right there")

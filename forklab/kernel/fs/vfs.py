@@ -63,6 +63,13 @@ class InodeOps:
     def readlink(self, k: Machine, current: Task, mnt: Mount, inode: Inode) -> str:
         raise KernelError(E.EINVAL, "readlink: not a symbolic link")
 
+    def mkdir(self, k: Machine, current: Task, inode: Inode, name: str, mode: int) -> None:
+        """A file system without ->mkdir refuses with EPERM."""
+        raise KernelError(E.EPERM, f"vfs_mkdir: {inode.name!r} cannot hold new directories")
+
+    def rmdir(self, k: Machine, current: Task, inode: Inode, victim: Inode) -> None:
+        raise KernelError(E.EPERM, f"vfs_rmdir: {victim.name!r} cannot be removed")
+
 
 class Inode:
     """An inode with its single name (a dentry, in kernel terms)."""
