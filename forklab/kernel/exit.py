@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from forklab.kernel.cgroup.cgroup import cgroup_exit, cgroup_release
 from forklab.kernel.cred import uncharge_nproc
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
 from forklab.kernel.fork import put_task_struct_rcu_user
 from forklab.kernel.fs.file import exit_files
 from forklab.kernel.fs.fs_struct import exit_fs
@@ -67,7 +67,6 @@ from forklab.kernel.task import (
 )
 from forklab.kernel.trace import trace_sched_process_exit, trace_sched_process_wait
 from forklab.kernel.user_namespace import from_kuid_munged
-from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGKILL
 from forklab.uapi.wait import (

@@ -27,7 +27,7 @@ from forklab.kernel.cred import (
     set_cred_ucounts,
     uncharge_nproc,
 )
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
 from forklab.kernel.fs.file import (
     File,
     FilesStruct,
@@ -123,7 +123,6 @@ from forklab.kernel.task import (
 from forklab.kernel.trace import trace_sched_process_fork, trace_sched_process_free, trace_task_newtask
 from forklab.kernel.user_namespace import create_user_ns
 from forklab.kernel.version import Behaviour
-from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi.capability import CAP_SYS_ADMIN
 from forklab.uapi.pidfd import PIDFD_THREAD

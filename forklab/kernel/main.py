@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from forklab.kernel.cgroup.cgroup import CgroupRoot
 from forklab.kernel.cgroup.namespace import PROC_CGROUP_INIT_INO, CgroupNamespace
 from forklab.kernel.cred import make_init_cred
+from forklab.kernel.errors import WouldBlock
 from forklab.kernel.exec import do_execve
 from forklab.kernel.fork import fork_idle, kernel_thread, user_mode_thread
 from forklab.kernel.fs.file import FilesStruct, alloc_file, fd_install, get_unused_fd_flags
@@ -46,7 +47,7 @@ from forklab.kernel.ucount import UCOUNT_COUNTS, UcountsTable
 from forklab.kernel.user_namespace import make_init_user_ns
 from forklab.kernel.utsname import make_init_uts_ns
 from forklab.kernel.version import KernelVersion
-from forklab.kernel.wait import WaitQueue, WouldBlock
+from forklab.kernel.wait import WaitQueue
 from forklab.uapi.fcntl import O_RDWR
 from forklab.uapi.sched import CLONE_FILES, CLONE_FS, SCHED_NORMAL
 from forklab.uapi.signal import SIG_IGN, SIGCHLD

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from forklab.kernel.cred import capable, ns_capable
-from forklab.kernel.errors import KernelError, NotModelled
+from forklab.kernel.errors import KernelError, NotModelled, WouldBlock
 from forklab.kernel.mm.mm import SUID_DUMP_USER, put_user_u64
 from forklab.kernel.pid import PIDTYPE_PID, find_pid_ns, pid_nr_ns, pid_task
 from forklab.kernel.pid_namespace import task_active_pid_ns
@@ -54,7 +54,6 @@ from forklab.kernel.task import (
     PF_KTHREAD,
     TASK_TRACED,
 )
-from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi import ptrace as P
 from forklab.uapi import signal as S

@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
 from forklab.kernel.fork import schedule_tail
 from forklab.kernel.ftrace import traced
 from forklab.kernel.sched.core import charge, deactivate_task
 from forklab.kernel.signal import get_signal
 from forklab.kernel.task import PF_EXITING, TASK_DEAD, TASK_RUNNING, Task
-from forklab.kernel.wait import WaitQueue, WouldBlock
+from forklab.kernel.wait import WaitQueue
 from forklab.uapi import errno as E
 from forklab.uapi.signal import SA_RESTART
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
 from forklab.kernel.fs.file import (
     FMODE_READ,
     FMODE_WRITE,
@@ -17,7 +17,7 @@ from forklab.kernel.fs.file import (
 )
 from forklab.kernel.fs.vfs import S_IFIFO, Inode, InodeOps
 from forklab.kernel.signal import send_sig
-from forklab.kernel.wait import WaitQueue, WouldBlock, wake_up
+from forklab.kernel.wait import WaitQueue, wake_up
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_NONBLOCK, O_RDONLY, O_WRONLY
 from forklab.uapi.signal import SIGPIPE
