@@ -27,6 +27,7 @@ from forklab.kernel.errors import KernelError
 from forklab.kernel.exit import KernelPanic
 from forklab.kernel.fs import open as fsopen
 from forklab.kernel.fs import pipe
+from forklab.kernel.fs.namei import do_mkdirat, do_rmdir
 from forklab.kernel.fs.namespace import do_mount
 from forklab.kernel.invariants import all_tasks, check
 from forklab.kernel.machine import Machine
@@ -560,9 +561,10 @@ class TaskHandle:
 
         return self._call("read_file", body)  # type: ignore[no-any-return]
 
-    def write_file(self, path: str, data: str | bytes) -> None:
-        """open for writing, write, close (a /proc/<pid>/uid_map write, say)."""
-        raw = data.encode() if isinstance(data, str) else bytes(data)
+    def write_file(self, path: str, data: str | bytes | int) -> None:
+        """open for writing, write, close (a /proc/<pid>/uid_map write, say); a number goes as
+        its decimal text (a pid into cgroup.procs)."""
+        raw = str(data).encode() if isinstance(data, int) else data.encode() if isinstance(data, str) else bytes(data)
 
         def body(k: Machine, t: Task) -> None:
             fd = fsopen.do_sys_open(k, t, path, O_WRONLY | O_CREAT | O_TRUNC)
@@ -575,6 +577,12 @@ class TaskHandle:
 
     def mount(self, source: str, target: str, fstype: str) -> None:
         self._call("mount", lambda k, t: do_mount(k, t, source, target, fstype))
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        self._call("mkdir", lambda k, t: do_mkdirat(k, t, path, mode))
+
+    def rmdir(self, path: str) -> None:
+        self._call("rmdir", lambda k, t: do_rmdir(k, t, path))
 
     # ---- signals --------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 import forklab
@@ -29,3 +31,9 @@ def threaded_child(init: forklab.TaskHandle, threads: int) -> tuple[forklab.Task
         stack = leader.mmap(65536)
         made.append(leader.task(leader.clone(PTHREAD_FLAGS, stack=stack + 65536, parent_tid=stack, tls=stack)))
     return leader, made
+
+
+def clone_args(flags: int, cgroup: int = 0, exit_signal: int = forklab.SIGCHLD) -> bytes:
+    """struct clone_args as clone3 reads it (88 bytes): flags, pidfd, child_tid, parent_tid,
+    exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup."""
+    return struct.pack("<11Q", flags, 0, 0, 0, exit_signal, 0, 0, 0, 0, 0, cgroup)

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from forklab import __version__
+from forklab.cli.bench import bench
 from forklab.cli.common import make_console
 from forklab.cli.demo import run_demo
 from forklab.cli.diff import diff
@@ -89,6 +90,7 @@ main.add_command(ps)
 main.add_command(status)
 main.add_command(trace)
 main.add_command(step)
+main.add_command(bench)
 
 if __name__ == "__main__":
     main()

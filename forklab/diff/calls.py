@@ -99,6 +99,8 @@ CALLS: dict[str, CallSpec] = {
     "madvise": CallSpec(NONE),
     "peek": CallSpec(BYTES),
     "poke": CallSpec(NONE),
+    "mkdir": CallSpec(NONE),
+    "rmdir": CallSpec(NONE),
 }
 
 

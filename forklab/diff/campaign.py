@@ -79,15 +79,17 @@ class Result:
 def run_scenario(scenario: Scenario, version: str = DEFAULT_VERSION, trace: bool = True) -> Result:
     """One sequence on the model and on the host; a host failure becomes the result's error."""
     from forklab.host import HostError
+    from forklab.host.cgroup import v2_setup
 
     text = scenario_text(scenario)
     began = time.monotonic()
     try:
-        report = run(scenario, ModelSide(version), HostSide(trace=trace), trace=trace)
+        v2 = v2_setup()
+        report = run(scenario, ModelSide(version, v2=v2), HostSide(trace=trace), trace=trace)
     except (HostError, ScenarioError) as err:
         return Result(scenario.name, text, len(scenario.steps), error=str(err), seconds=time.monotonic() - began)
     outcomes = [(str(step), str(model), str(host)) for step, model, host in report.outcomes]
-    python = render_python(report, report.model_names) if report.disagreements else ""
+    python = render_python(report, report.model_names, v2) if report.disagreements else ""
     return Result(scenario.name, text, len(scenario.steps), report.differences, outcomes, python,
                   seconds=time.monotonic() - began)  # fmt: skip
 

@@ -17,8 +17,17 @@ import forklab
 from forklab.api import Pending, SyscallError, TaskBlocked, TaskGoneError, TaskHandle
 from forklab.diff.calls import NONE, TASK, spec
 from forklab.host import procfs
-from forklab.kernel.cgroup.cgroup import Cgroup
-from forklab.kernel.cgroup.pids import pids_try_charge
+from forklab.host.cgroup import DELEGATED_FILES, V2Setup
+from forklab.kernel.cgroup.cgroup import (
+    PIDS,
+    CssSet,
+    bind_to_legacy,
+    cgroup_mkdir,
+    cgroup_subtree_control_write,
+    move_task,
+)
+from forklab.kernel.cgroup.cgroupfs import cgroup_kn
+from forklab.kernel.cgroup.pids import PidsCss
 from forklab.kernel.trace import format_field
 from forklab.uapi import errno as E
 from forklab.uapi.resource import PRIO_PROCESS, RLIM_INFINITY, RLIM_NLIMITS
@@ -91,9 +100,16 @@ def host_scheduling() -> tuple[int, int, int]:
 class ModelSide:
     name = "model"
 
-    def __init__(self, version: str = "6.18", max_tasks: int = 64, limits: tuple[tuple[int, int], ...] = ()) -> None:
+    def __init__(
+        self,
+        version: str = "6.18",
+        max_tasks: int = 64,
+        limits: tuple[tuple[int, int], ...] = (),
+        v2: V2Setup | None = None,
+    ) -> None:
         self.version = version
         self.max_tasks = max_tasks
+        self.v2 = v2 or V2Setup()
         self.limits = limits or host_limits()
         self.k: forklab.Kernel
         # Global pid -> pid in the sandbox, for every task ever seen (trace lines outlive tasks).
@@ -135,17 +151,26 @@ class ModelSide:
         return root
 
     def cap_tasks(self, root: TaskHandle) -> None:
-        """The sandbox's pids cgroup: the same cap the host puts on its sandbox."""
+        """The sandbox's cgroups as the host makes them (host/cgroup.py): a pids cgroup that caps
+        its tasks (on v2, or on a v1 hierarchy where the host binds pids there) and a v2 cgroup,
+        handed to the sandbox's root where the host could."""
         machine = self.k.machine
-        cgroup = Cgroup("forklab", machine.cgroup_root.root)
-        machine.cgroup_root.root.children["forklab"] = cgroup
-        cgroup.pids_max = self.max_tasks
+        hierarchy = machine.cgroup_root
+        hierarchy.ns_delegate, hierarchy.pids_localevents = self.v2.nsdelegate, self.v2.pids_localevents
+        if self.v2.pids:
+            cgroup_subtree_control_write(machine, hierarchy.root, "+pids")
+        else:
+            bind_to_legacy(hierarchy, PIDS)
+        cgroup = cgroup_mkdir(machine, hierarchy.root, "forklab")
+        directory = cgroup_kn(machine, cgroup)
+        pids = cgroup.pids or PidsCss(hierarchy.pids_root, "/forklab")  # the v1 one
+        pids.limit = self.max_tasks
+        if self.v2.delegated:
+            for inode in (directory, *(cgroup.files[name] for name in DELEGATED_FILES)):
+                inode.uid = inode.gid = ID_BASE
         task = root.task_struct
         assert task.cgroups is not None
-        task.cgroups.nr_tasks -= 1
-        pids_try_charge(cgroup, 1)
-        task.cgroups = cgroup.css_set
-        cgroup.css_set.nr_tasks += 1
+        move_task(task, task.cgroups, CssSet(cgroup, pids))
 
     def close(self) -> None:
         pass

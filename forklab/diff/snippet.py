@@ -13,12 +13,14 @@ from forklab.diff.calls import FDS, TASK, spec
 from forklab.diff.compare import Report
 from forklab.diff.script import CONSTANTS, BinOp, Const, Expr, Neg, Seq, Step, Sym
 from forklab.diff.sides import BLOCKED, DEAD, ERROR, OK, PENDING, UNBOUND, Outcome, TaskRef
+from forklab.host.cgroup import V2Setup
 
 INDENT = "    "
 
 
-def render_python(report: Report, names: dict[str, Any]) -> str:
-    """The report's steps as Python; ``names`` are the model side's bound names (to tell tasks)."""
+def render_python(report: Report, names: dict[str, Any], v2: V2Setup | None = None) -> str:
+    """The report's steps as Python; ``names`` are the model side's bound names (to tell tasks);
+    ``v2`` the cgroup v2 setup the model side mirrored, when not the default one."""
     differing = {d.step for d in report.differences if d.kind in ("result", "pending") and not d.explained_by}
     used = sorted({name for step, _, _ in report.outcomes for name in constants_in(step)})
     lines = [
@@ -27,7 +29,11 @@ def render_python(report: Report, names: dict[str, Any]) -> str:
     ]
     if used:
         lines.append(f"from forklab.uapi import {', '.join(used)}")
-    lines += ["", "t0 = ModelSide().start()  # pid 1 of a fresh sandbox, set up as the host's is"]
+    side = "ModelSide()"
+    if v2 is not None and v2 != V2Setup():
+        lines.append("from forklab.host.cgroup import V2Setup")
+        side = f"ModelSide(v2={v2!r})"
+    lines += ["", f"t0 = {side}.start()  # pid 1 of a fresh sandbox, set up as the host's is"]
     for index, (step, model, host) in enumerate(report.outcomes):
         note = f"model: {model}, host: {host}" + ("  <- differs" if index in differing else "")
         lines += render_step(step, model, note, names)

@@ -1,4 +1,5 @@
-"""Building the puppet: compiled once per source version, cached, shared by every sandbox."""
+"""Building the host's C programs (the puppet, the bench): compiled once per source version and
+flags, cached, shared by every sandbox."""
 
 from __future__ import annotations
 
@@ -42,14 +43,18 @@ def cache_dir() -> Path:
     return Path(base) / "forklab"
 
 
-def _source() -> bytes:
-    return resources.files("forklab.host").joinpath("puppet.c").read_bytes()
+# The bench is an ordinary C library program: it times fork, vfork and pthreads as programs make them.
+BENCH_CFLAGS = ("-O2", "-pthread", "-Wall", "-Wextra", "-Werror")
 
 
-def binary_path() -> Path:
-    """Where the puppet for this source and these flags lives once built."""
-    key = hashlib.sha256(_source() + "\0".join(CFLAGS).encode()).hexdigest()[:16]
-    return cache_dir() / f"puppet-{key}"
+def _source(name: str) -> bytes:
+    return resources.files("forklab.host").joinpath(name).read_bytes()
+
+
+def binary_path(name: str = "puppet.c", flags: tuple[str, ...] = CFLAGS) -> Path:
+    """Where the program built from ``name`` with ``flags`` lives once built."""
+    key = hashlib.sha256(_source(name) + "\0".join(flags).encode()).hexdigest()[:16]
+    return cache_dir() / f"{name.removesuffix('.c')}-{key}"
 
 
 def compiler() -> str | None:
@@ -59,23 +64,34 @@ def compiler() -> str | None:
 @functools.cache
 def puppet_binary() -> str:
     """The puppet's path, compiling it first if this version is not in the cache yet."""
-    path = binary_path()
+    return compiled("puppet.c", CFLAGS)
+
+
+@functools.cache
+def bench_binary() -> str:
+    """The host side of ``forklab bench`` (bench.c), compiled at first use."""
+    return compiled("bench.c", BENCH_CFLAGS)
+
+
+def compiled(name: str, flags: tuple[str, ...]) -> str:
+    path = binary_path(name, flags)
     if path.exists():
         return str(path)
+    what = name.removesuffix(".c")
     cc = compiler()
     if cc is None:
-        raise HostUnavailable("no C compiler (cc) on PATH to build the puppet")
+        raise HostUnavailable(f"no C compiler (cc) on PATH to build the {what}")
     path.parent.mkdir(parents=True, exist_ok=True)
     # Build under a temporary name and rename: concurrent builders never see half a file.
-    fd, tmp = tempfile.mkstemp(prefix=".puppet-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{what}-", dir=path.parent)
     os.close(fd)
     try:
         done = subprocess.run(
-            [cc, *CFLAGS, "-o", tmp, "-x", "c", "-"], input=_source(), capture_output=True, check=False
+            [cc, *flags, "-o", tmp, "-x", "c", "-"], input=_source(name), capture_output=True, check=False
         )
         if done.returncode != 0:
             text = done.stderr.decode(errors="replace").strip()
-            raise HostUnavailable(f"cc could not build the puppet:\n{text[-2000:]}")
+            raise HostUnavailable(f"cc could not build the {what}:\n{text[-2000:]}")
         os.chmod(tmp, 0o755)
         os.replace(tmp, path)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -42,6 +42,9 @@ class Call:
     shape: Shape = Shape.PLAIN
     blocks: frozenset[int] = frozenset()
     decode: Callable[[Reply, bytes], Any] | None = None
+    # Waits only interruptibly (S) for others; asleep in D it is busy, not pending (a cgroup.procs
+    # write waits for an RCU grace period).
+    waits_interruptibly: bool = False
 
 
 def _u64(value: object) -> int:
@@ -479,7 +482,8 @@ def read(fd: int, n: int) -> Call:
 def write(fd: int, data: bytes | str) -> Call:
     raw = _bytes(data)
     _sized(len(raw), "a write")
-    return _sys("write", _Builder().num(fd).ptr(raw).num(len(raw)), blocks=True)
+    call = _sys("write", _Builder().num(fd).ptr(raw).num(len(raw)), blocks=True)
+    return replace(call, waits_interruptibly=True)
 
 
 @_call
@@ -522,6 +526,16 @@ def mount(source: str, target: str, fstype: str, flags: int = 0) -> Call:
 
 
 @_call
+def mkdir(path: str, mode: int = 0o755) -> Call:
+    return _sys("mkdir", _Builder().cstr(path).num(mode))
+
+
+@_call
+def rmdir(path: str) -> Call:
+    return _sys("rmdir", _Builder().cstr(path))
+
+
+@_call
 def read_file(path: str) -> Call:
     """open, read to the end, close, as one logical call; data: the bytes, ret: how many."""
     request = Request(Op.READ_FILE, payload=_bytes(path) + b"\0")
@@ -529,13 +543,14 @@ def read_file(path: str) -> Call:
 
 
 @_call
-def write_file(path: str, data: bytes | str) -> Call:
-    """open (O_WRONLY|O_CREAT|O_TRUNC, 0644), write all, close; ret: bytes written."""
+def write_file(path: str, data: bytes | str | int) -> Call:
+    """open (O_WRONLY|O_CREAT|O_TRUNC, 0644), write all, close; ret: bytes written. A number goes
+    as its decimal text."""
     head = _bytes(path) + b"\0"
-    raw = _bytes(data)
+    raw = _bytes(str(data) if isinstance(data, int) else data)
     _sized(len(head) + len(raw), "a path and its data")
     request = Request(Op.WRITE_FILE, args=(len(head),), payload=head + raw)
-    return Call("write_file", request, blocks=frozenset({NR["open"], NR["write"]}))
+    return Call("write_file", request, blocks=frozenset({NR["open"], NR["write"]}), waits_interruptibly=True)
 
 
 def _string_table(b: _Builder, strings: Iterable[str]) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 from forklab.host import procfs
 from forklab.host.build import host_available, puppet_binary
 from forklab.host.calls import Call, Shape, build
-from forklab.host.cgroup import PidsCgroup
+from forklab.host.cgroup import PidsCgroup, V2Cgroup
 from forklab.host.errors import HostError, HostTaskBusy, HostTaskGone, HostTimeout, HostUnavailable
 from forklab.host.protocol import BOOT_STEPS, CHAN_FD, FAULTS, GO, MAX_DATA, REP, Kind, Reply
 from forklab.host.tracing import Tracer, TraceRecord, park, records, take_tracer
@@ -185,6 +185,7 @@ class _Holdings:
         self.fds: list[int] = []
         self.socks: list[socket.socket] = []
         self.cgroup: PidsCgroup | None = None
+        self.v2: V2Cgroup | None = None
         self.tracer: Tracer | None = None
         self.trace_texts: tuple[str, str] | None = None  # what was recorded, once stopped
 
@@ -215,8 +216,13 @@ class _Holdings:
         self.fds.clear()
 
     def _remove_cgroup(self) -> None:
-        if self.cgroup is not None:
-            self.cgroup.remove()
+        """The v2 cgroup's insides first: on a pure v2 machine they are inside the pids cgroup."""
+        try:
+            if self.v2 is not None:
+                self.v2.remove()
+        finally:
+            if self.cgroup is not None:
+                self.cgroup.remove()
 
     def _kill_init(self) -> None:
         """SIGKILL pid 1 (the kernel kills its whole pid namespace) and every other task, then reap
@@ -344,9 +350,15 @@ class Sandbox:
     def cgroup_path(self) -> str | None:
         return None if self._held.cgroup is None else str(self._held.cgroup.path)
 
+    @property
+    def v2_cgroup_path(self) -> str | None:
+        """The sandbox's cgroup v2 directory (see cgroup.V2Setup for what it offers)."""
+        return None if self._held.v2 is None else str(self._held.v2.path)
+
     def _boot(self, binary: str) -> None:
         held = self._held
         held.cgroup = PidsCgroup(self.max_tasks)
+        held.v2 = V2Cgroup(held.cgroup)
         if self.tracing:
             held.tracer = take_tracer()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -372,6 +384,7 @@ class Sandbox:
         held.init_pid = born.ret
         self._id_base = id_base(born.ret)
         held.init_pidfd = os.pidfd_open(born.ret)
+        held.v2.delegate(born.ret, self._id_base)
         for name in ("uid_map", "gid_map"):
             fd = os.open(f"/proc/{born.ret}/{name}", os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -818,6 +831,8 @@ class Sandbox:
             return False
         if flight.call.shape is Shape.EXECVE:
             return self._held_in_exec(task)
+        if state == "D" and flight.call.waits_interruptibly:
+            return False
         return procfs.sleeping_syscall(task._host_pid) in flight.call.blocks
 
     def _held_in_exec(self, task: HostTask) -> bool:

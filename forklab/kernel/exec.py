@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from forklab.kernel.cred import Cred, commit_creds, prepare_creds, put_cred
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
 from forklab.kernel.exit import release_task, thread_group_empty
 from forklab.kernel.fs.file import FilesStruct, do_close_on_exec, dup_fd, put_files_struct
 from forklab.kernel.fs.namei import path_lookup
@@ -29,6 +29,7 @@ from forklab.kernel.mm.mm import (
     VM_WRITE,
     MmStruct,
     Vma,
+    complete_vfork_done,
     copy_to_user,
     mm_release,
     mmput,
@@ -59,7 +60,6 @@ from forklab.kernel.task import (
 from forklab.kernel.trace import trace_sched_process_exec
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC, is_rlimit_overlimit
 from forklab.kernel.user_namespace import make_kuid
-from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi.resource import RLIMIT_NPROC
 from forklab.uapi.signal import SIGCHLD, SIGKILL, sigmask
@@ -251,8 +251,6 @@ def exec_mmap(k: Machine, me: Task, mm: MmStruct) -> None:
     if old is not None:
         mm_release(k, me, old)
     elif me.vfork_done is not None:
-        from forklab.kernel.mm.mm import complete_vfork_done
-
         complete_vfork_done(k, me)
     me.mm = me.active_mm = mm
     mm.owner = me

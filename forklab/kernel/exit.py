@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from forklab.kernel.cgroup.cgroup import cgroup_release
+from forklab.kernel.cgroup.cgroup import cgroup_exit, cgroup_release
 from forklab.kernel.cred import uncharge_nproc
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
+from forklab.kernel.fork import put_task_struct_rcu_user
 from forklab.kernel.fs.file import exit_files
 from forklab.kernel.fs.fs_struct import exit_fs
 from forklab.kernel.ftrace import traced
 from forklab.kernel.ipc import exit_sem
-from forklab.kernel.mm.mm import mm_release, mmput
+from forklab.kernel.mm.mm import complete_vfork_done, mm_release, mmput
 from forklab.kernel.nsproxy import exit_nsproxy_namespaces
 from forklab.kernel.pid import (
     PIDTYPE_MAX,
@@ -38,8 +39,12 @@ from forklab.kernel.pid import (
     put_pid,
 )
 from forklab.kernel.pid_namespace import PIDNS_ADDING, task_active_pid_ns
-from forklab.kernel.sched.core import deactivate_task
+from forklab.kernel.pidfd import pidfd_get_pid
+from forklab.kernel.ptrace import PTRACE_EVENT_EXIT, exit_ptrace, ptrace_event, ptrace_unlink
+from forklab.kernel.sched.core import deactivate_task, wake_up_process
 from forklab.kernel.signal import (
+    JOBCTL_LISTENING,
+    JOBCTL_TRACED,
     SIGNAL_GROUP_EXIT,
     SIGNAL_STOP_CONTINUED,
     SIGNAL_STOP_STOPPED,
@@ -47,6 +52,7 @@ from forklab.kernel.signal import (
     do_notify_parent,
     ptrace_reparented,
     send_sig,
+    task_sigpending,
     threads_from,
     zap_other_threads,
 )
@@ -60,7 +66,7 @@ from forklab.kernel.task import (
     Task,
 )
 from forklab.kernel.trace import trace_sched_process_exit, trace_sched_process_wait
-from forklab.kernel.wait import WouldBlock
+from forklab.kernel.user_namespace import from_kuid_munged
 from forklab.uapi import errno as E
 from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGKILL
 from forklab.uapi.wait import (
@@ -106,8 +112,6 @@ def do_exit(k: Machine, tsk: Task, code: int) -> None:
 
     A tracer that asked for PTRACE_O_TRACEEXIT sees the task stop first, still whole.
     """
-    from forklab.kernel.ptrace import PTRACE_EVENT_EXIT, ptrace_event
-
     synchronize_group_exit(tsk, code)
     ptrace_event(k, tsk, PTRACE_EVENT_EXIT, code, lambda: exit_after_event(k, tsk, code))
 
@@ -127,6 +131,7 @@ def exit_after_event(k: Machine, tsk: Task, code: int) -> None:
     exit_files(k, tsk)
     exit_fs(k, tsk)
     exit_nsproxy_namespaces(k, tsk)
+    cgroup_exit(k, tsk)
     exit_notify(k, tsk, group_dead)
 
 
@@ -160,8 +165,6 @@ def exit_mm(k: Machine, tsk: Task) -> None:
     mm = tsk.mm
     if mm is None:
         if tsk.vfork_done is not None:
-            from forklab.kernel.mm.mm import complete_vfork_done
-
             complete_vfork_done(k, tsk)
         return
     mm_release(k, tsk, mm)
@@ -177,8 +180,6 @@ def exit_mm(k: Machine, tsk: Task) -> None:
 @traced
 def exit_notify(k: Machine, tsk: Task, group_dead: bool) -> None:
     """Reparent the children, become a zombie, tell the parent (or reap at once)."""
-    from forklab.kernel.ptrace import exit_ptrace
-
     dead: list[Task] = []
     if tsk.ptraced:
         exit_ptrace(k, tsk, dead)
@@ -207,8 +208,6 @@ def finish_exit_notify(k: Machine, tsk: Task, group_dead: bool, reaper: Task, de
         dead.append(tsk)
     signal = tsk.signal
     if signal.notify_count < 0 and signal.group_exec_task is not None:
-        from forklab.kernel.sched.core import wake_up_process
-
         wake_up_process(k, signal.group_exec_task)
     for p in dead:
         release_task(k, p)
@@ -218,8 +217,6 @@ def finish_exit_notify(k: Machine, tsk: Task, group_dead: bool, reaper: Task, de
 @traced
 def do_task_dead(k: Machine, tsk: Task) -> None:
     """The task's last schedule(): off the runqueue for good; the scheduler drops its reference."""
-    from forklab.kernel.fork import put_task_struct_rcu_user
-
     tsk.state = TASK_DEAD
     deactivate_task(k, tsk)
     tsk.pending_call = None
@@ -346,9 +343,6 @@ def zap_pid_ns_processes(k: Machine, me: Task, then: Callable[[], None]) -> None
 @traced
 def release_task(k: Machine, p: Task) -> None:
     """The task is gone for good: pids freed, counts dropped, the leader maybe released too."""
-    from forklab.kernel.fork import put_task_struct_rcu_user
-    from forklab.kernel.ptrace import ptrace_unlink
-
     while True:
         uncharge_nproc(k, p)
         cgroup_release(k, p)
@@ -380,8 +374,6 @@ def exit_signal_locked(k: Machine, tsk: Task, freed: list[Pid]) -> None:
         if signal.notify_count > 0:
             signal.notify_count -= 1
             if signal.notify_count == 0 and signal.group_exec_task is not None:
-                from forklab.kernel.sched.core import wake_up_process
-
                 wake_up_process(k, signal.group_exec_task)
         if signal.curr_target is tsk:
             signal.curr_target = None
@@ -453,8 +445,6 @@ def kernel_wait4(k: Machine, current: Task, upid: int, options: int, trace: bool
 @traced
 def kernel_waitid(k: Machine, current: Task, which: int, upid: int, options: int) -> WaitidInfo:
     """waitid(): the siginfo of a child that changed state (all zero under WNOHANG if none has)."""
-    from forklab.kernel.pidfd import pidfd_get_pid
-
     if options & ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL):
         raise KernelError(E.EINVAL, f"waitid: unknown options {options:#x}")
     if not options & (WEXITED | WSTOPPED | WCONTINUED):
@@ -500,8 +490,6 @@ def kernel_waitid(k: Machine, current: Task, which: int, upid: int, options: int
 def do_wait(k: Machine, current: Task, wo: WaitOpts, answer: Callable[[int], T], trace: bool = True) -> T:
     """Wait until a child matches (sleeping if need be); ``answer`` turns the pid found (0 under
     WNOHANG) into the call's result."""
-    from forklab.kernel.signal import task_sigpending
-
     if trace:
         trace_sched_process_wait(k, current, pid_nr(wo.wo_pid))
 
@@ -627,9 +615,6 @@ def delay_group_leader(p: Task) -> bool:
 def wait_task_zombie(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
     """Reap ``p`` (or only look, WNOWAIT). A tracer that is not the parent hands a leader on to
     its real parent (EXIT_TRACE) instead of releasing it."""
-    from forklab.kernel.ptrace import ptrace_unlink
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     if not wo.wo_flags & WEXITED:
         return 0
     pid = pid_nr_ns(p.thread_pid, task_active_pid_ns(current))
@@ -655,8 +640,6 @@ def wait_task_zombie(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
 
 def task_stopped_code(p: Task, ptrace: bool) -> tuple[object, str] | None:
     """Where the stop to report is kept: the tracee's exit_code, or the group's exit code."""
-    from forklab.kernel.signal import JOBCTL_LISTENING, JOBCTL_TRACED
-
     if ptrace:
         if p.jobctl & JOBCTL_TRACED and not p.jobctl & JOBCTL_LISTENING:
             return p, "exit_code"
@@ -668,8 +651,6 @@ def task_stopped_code(p: Task, ptrace: bool) -> tuple[object, str] | None:
 def wait_task_stopped(k: Machine, current: Task, wo: WaitOpts, ptrace: bool, p: Task) -> int:
     """A stopped child (WUNTRACED), or any ptrace stop for its tracer, reported once:
     status (code << 8) | 0x7f."""
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     if not ptrace and not wo.wo_flags & WUNTRACED:
         return 0
     where = task_stopped_code(p, ptrace)
@@ -690,8 +671,6 @@ def wait_task_stopped(k: Machine, current: Task, wo: WaitOpts, ptrace: bool, p: 
 
 def wait_task_continued(k: Machine, current: Task, wo: WaitOpts, p: Task) -> int:
     """A continued child (WCONTINUED), reported once: status 0xffff."""
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     signal = p.signal
     if not wo.wo_flags & WCONTINUED or not signal.flags & SIGNAL_STOP_CONTINUED:
         return 0

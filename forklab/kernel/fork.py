@@ -16,10 +16,30 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from forklab.kernel.cgroup.cgroup import CssSet, cgroup_can_fork, cgroup_cancel_fork, cgroup_fork, cgroup_post_fork
-from forklab.kernel.cred import copy_creds, exit_creds, nproc_over_limit, uncharge_nproc
-from forklab.kernel.errors import KernelError
-from forklab.kernel.fs.file import File, copy_files, exit_files, fd_install, fput, put_unused_fd
-from forklab.kernel.fs.fs_struct import copy_fs, exit_fs
+from forklab.kernel.cred import (
+    commit_creds,
+    copy_creds,
+    exit_creds,
+    nproc_over_limit,
+    ns_capable,
+    prepare_creds,
+    put_cred,
+    set_cred_ucounts,
+    uncharge_nproc,
+)
+from forklab.kernel.errors import KernelError, WouldBlock
+from forklab.kernel.fs.file import (
+    File,
+    FilesStruct,
+    copy_files,
+    dup_fd,
+    exit_files,
+    fd_install,
+    fput,
+    put_files_struct,
+    put_unused_fd,
+)
+from forklab.kernel.fs.fs_struct import copy_fs, copy_fs_struct, exit_fs, free_fs_struct
 from forklab.kernel.ftrace import traced
 from forklab.kernel.futex import futex_hash_allocate_default
 from forklab.kernel.ipc import copy_semundo, exit_sem
@@ -33,7 +53,14 @@ from forklab.kernel.mm.mm import (
     mmput,
     put_user_u32,
 )
-from forklab.kernel.nsproxy import copy_namespaces, exit_nsproxy_namespaces
+from forklab.kernel.nsproxy import (
+    Nsproxy,
+    copy_namespaces,
+    create_new_namespaces,
+    exit_nsproxy_namespaces,
+    put_nsproxy,
+    switch_task_namespaces,
+)
 from forklab.kernel.pid import (
     PIDTYPE_PGID,
     PIDTYPE_PID,
@@ -46,6 +73,7 @@ from forklab.kernel.pid import (
     get_pid,
     is_child_reaper,
     pid_nr,
+    pid_nr_ns,
     put_pid,
     set_task_pid_ptr,
 )
@@ -70,6 +98,7 @@ from forklab.kernel.signal import (
     copy_signal,
     fatal_signal_pending,
     free_signal_struct,
+    put_signal_struct,
     recalc_sigpending,
     task_sigpending,
 )
@@ -91,10 +120,11 @@ from forklab.kernel.task import (
     Task,
     ThreadStruct,
 )
-from forklab.kernel.trace import trace_sched_process_fork, trace_task_newtask
+from forklab.kernel.trace import trace_sched_process_fork, trace_sched_process_free, trace_task_newtask
+from forklab.kernel.user_namespace import create_user_ns
 from forklab.kernel.version import Behaviour
-from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
+from forklab.uapi.capability import CAP_SYS_ADMIN
 from forklab.uapi.pidfd import PIDFD_THREAD
 from forklab.uapi.sched import (
     CLONE_ARGS_FIELDS,
@@ -117,6 +147,7 @@ from forklab.uapi.sched import (
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
+    CLONE_NS_FLAGS,
     CLONE_PARENT,
     CLONE_PARENT_SETTID,
     CLONE_PIDFD,
@@ -440,8 +471,6 @@ def put_task_struct(k: Machine, p: Task) -> None:
 
 
 def put_signal_of(k: Machine, p: Task) -> None:
-    from forklab.kernel.signal import put_signal_struct
-
     put_signal_struct(k, p.signal)
 
 
@@ -449,8 +478,6 @@ def put_task_struct_rcu_user(k: Machine, p: Task) -> None:
     """The last rcu user (reaper or scheduler) lets the task go; sched_process_free fires."""
     p.rcu_users -= 1
     if p.rcu_users == 0:
-        from forklab.kernel.trace import trace_sched_process_free
-
         trace_sched_process_free(k, p)
         put_task_struct(k, p)
 
@@ -732,8 +759,6 @@ def kernel_clone(k: Machine, current: Task, args: KernelCloneArgs) -> int:
     p = copy_process(k, current, None, trace, args)
     trace_sched_process_fork(k, current, p)
     pid = get_pid(p.thread_pid)  # type: ignore[arg-type]
-    from forklab.kernel.pid import pid_nr_ns
-
     nr = pid_nr_ns(pid, task_active_pid_ns(current))
     if clone_flags & CLONE_PARENT_SETTID:
         try:
@@ -931,8 +956,6 @@ def fork_idle(k: Machine, current: Task, cpu: int) -> Task:
 @traced
 def schedule_tail(k: Machine, p: Task) -> None:
     """The child's first moments in ret_from_fork: CLONE_CHILD_SETTID is written by the child itself."""
-    from forklab.kernel.pid import pid_nr_ns
-
     if p.set_child_tid:
         try:
             put_user_u32(p.mm, p.set_child_tid, pid_nr_ns(p.thread_pid, task_active_pid_ns(p)))
@@ -979,14 +1002,6 @@ def check_unshare_flags(current: Task, unshare_flags: int) -> None:
 @traced
 def ksys_unshare(k: Machine, current: Task, unshare_flags: int) -> None:
     """unshare(2): implied flags, the checks, then new fs/files/creds/namespaces, committed together."""
-    from forklab.kernel.cred import commit_creds, ns_capable, prepare_creds, put_cred, set_cred_ucounts
-    from forklab.kernel.fs.file import FilesStruct, dup_fd, put_files_struct
-    from forklab.kernel.fs.fs_struct import copy_fs_struct, free_fs_struct
-    from forklab.kernel.nsproxy import Nsproxy, create_new_namespaces, put_nsproxy, switch_task_namespaces
-    from forklab.kernel.user_namespace import create_user_ns
-    from forklab.uapi.capability import CAP_SYS_ADMIN
-    from forklab.uapi.sched import CLONE_NS_FLAGS
-
     if unshare_flags & CLONE_NEWUSER:
         unshare_flags |= CLONE_THREAD | CLONE_FS
     if unshare_flags & CLONE_VM:

@@ -22,9 +22,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
 from forklab.kernel.version import Behaviour, KernelVersion
-from forklab.kernel.wait import WouldBlock
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine

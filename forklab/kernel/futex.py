@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.sched.core import wake_up_process
+from forklab.kernel.task import PF_KTHREAD
 from forklab.kernel.wait import WaitQueue
 
 if TYPE_CHECKING:
@@ -18,8 +20,6 @@ if TYPE_CHECKING:
 
 def futex_wake(k: Machine, mm: MmStruct, addr: int, nr: int) -> int:
     """Wake up to ``nr`` tasks waiting on the word at ``addr``; returns how many."""
-    from forklab.kernel.sched.core import wake_up_process
-
     key = (id(mm), addr)
     queue = k.futexes.get(key)
     if queue is None:
@@ -43,8 +43,6 @@ def futex_wait_queue(k: Machine, mm: MmStruct, addr: int) -> WaitQueue:
 
 def futex_hash_allocate_default(k: Machine, current: Task) -> None:
     """Size the private hash at 4 buckets per thread (threads counted up to the CPUs), at least 16."""
-    from forklab.kernel.task import PF_KTHREAD
-
     mm = current.mm
     if current.flags & PF_KTHREAD or mm is None:
         return

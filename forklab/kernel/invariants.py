@@ -2,7 +2,8 @@
 
 ``check`` walks every task from the pid maps, recounts every reference the kernel counts,
 and compares: the task tree and thread groups, the pid maps, each shared structure's
-count, the RLIMIT_NPROC charges, and the number of live objects per slab cache.
+count, the RLIMIT_NPROC charges, the cgroups' task lists and pids charges, and the number of
+live objects per slab cache.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cgroup.cgroup import check_cgroups
 from forklab.kernel.errors import KernelBug
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, PIDTYPE_TGID, pid_task
 from forklab.kernel.pid_namespace import PIDNS_ADDING, PidNamespace
@@ -38,6 +40,7 @@ def check(k: Machine) -> None:
     check_tree(k, tasks, problems)
     check_pids(k, tasks, problems)
     check_counts(k, tasks, problems)
+    check_cgroups(k, tasks, problems)
     if problems:
         raise KernelBug("model invariants broken:\n  " + "\n  ".join(problems))
 

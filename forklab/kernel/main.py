@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from forklab.kernel.cgroup.cgroup import CgroupRoot
 from forklab.kernel.cgroup.namespace import PROC_CGROUP_INIT_INO, CgroupNamespace
 from forklab.kernel.cred import make_init_cred
+from forklab.kernel.errors import WouldBlock
 from forklab.kernel.exec import do_execve
 from forklab.kernel.fork import fork_idle, kernel_thread, user_mode_thread
 from forklab.kernel.fs.file import FilesStruct, alloc_file, fd_install, get_unused_fd_flags
@@ -27,7 +28,7 @@ from forklab.kernel.net import NetNamespace
 from forklab.kernel.nsproxy import make_init_nsproxy
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, PIDTYPE_TGID, Pid, attach_pid
 from forklab.kernel.pid_namespace import get_pid_ns, make_init_pid_ns
-from forklab.kernel.sched.core import DEFAULT_PRIO, Rq, SchedEntity
+from forklab.kernel.sched.core import DEFAULT_PRIO, Rq, SchedEntity, wake_up_process
 from forklab.kernel.sched.fair import sched_base_slice
 from forklab.kernel.signal import DEFAULT_ACTIONS, SighandStruct, SignalStruct, SigPending
 from forklab.kernel.sys import init_rlimits
@@ -46,7 +47,7 @@ from forklab.kernel.ucount import UCOUNT_COUNTS, UcountsTable
 from forklab.kernel.user_namespace import make_init_user_ns
 from forklab.kernel.utsname import make_init_uts_ns
 from forklab.kernel.version import KernelVersion
-from forklab.kernel.wait import WaitQueue, WouldBlock
+from forklab.kernel.wait import WaitQueue
 from forklab.uapi.fcntl import O_RDWR
 from forklab.uapi.sched import CLONE_FILES, CLONE_FS, SCHED_NORMAL
 from forklab.uapi.signal import SIG_IGN, SIGCHLD
@@ -109,7 +110,7 @@ def start_kernel(version: str, cpus: int, seed: int, memory: int, trace: bool) -
     k.rq = [Rq(cpu) for cpu in range(cpus)]
     mnt_ns = init_mount_tree(k)
     cgroup_ns = CgroupNamespace(user_ns, PROC_CGROUP_INIT_INO, None)
-    cgroup_ns.root_cset = k.cgroup_root.root.css_set
+    cgroup_ns.root_cset = k.cgroup_root.init_css_set
     k.init_nsproxy = make_init_nsproxy(
         mnt_ns,
         make_init_uts_ns(user_ns, k.version.uname_release),
@@ -185,8 +186,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.in_execve = False
     p.pending_call = None
     p.thread = ThreadStruct(None)
-    p.cgroups = k.cgroup_root.root.css_set
-    p.cgroups.nr_tasks += 1
+    p.cgroups = k.cgroup_root.init_css_set
     p.usage = 1
     p.rcu_users = 2
     p.stack = True
@@ -254,8 +254,6 @@ def kthread(k: Machine, me: Task) -> int:
 
 def kthread_create(k: Machine, name: str) -> None:
     """Ask kthreadd for a kernel thread named ``name``; it is made when kthreadd next runs."""
-    from forklab.kernel.sched.core import wake_up_process
-
     k.kthread_create_list.requests.append(name)
     for task in list(k.kthread_create_list.wait.waiters):
         wake_up_process(k, task)

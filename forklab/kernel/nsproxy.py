@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forklab.kernel.cgroup.namespace import CgroupNamespace, copy_cgroup_ns
+from forklab.kernel.cred import ns_capable
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs.namespace import MntNamespace, copy_mnt_ns, free_mnt_ns_mounts
 from forklab.kernel.ftrace import traced
@@ -131,8 +132,6 @@ def copy_namespaces(k: Machine, current: Task, flags: int, tsk: Task) -> None:
             get_nsproxy(old)
             return
     else:
-        from forklab.kernel.cred import ns_capable
-
         # Checked against the child's user namespace: a new one makes the caller its owner.
         if not ns_capable(current, user_ns, CAP_SYS_ADMIN):
             raise KernelError(E.EPERM, "copy_namespaces: CLONE_NEW* needs CAP_SYS_ADMIN in the child's user namespace")

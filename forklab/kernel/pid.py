@@ -14,7 +14,9 @@ from forklab.kernel.pid_namespace import (
     get_pid_ns,
     pid_max_of,
     put_pid_ns,
+    task_active_pid_ns,
 )
+from forklab.kernel.sched.core import wake_up_process
 from forklab.uapi import errno as E
 
 if TYPE_CHECKING:
@@ -145,8 +147,6 @@ def free_pid(k: Machine, pid: Pid) -> None:
     for nr, ns in pid.numbers:
         ns.pid_allocated -= 1
         if ns.pid_allocated in (1, 2) and ns.child_reaper is not None:
-            from forklab.kernel.sched.core import wake_up_process
-
             wake_up_process(k, ns.child_reaper)
         elif ns.pid_allocated == PIDNS_ADDING:
             ns.pid_allocated = 0
@@ -281,8 +281,6 @@ def task_pid_nr_ns(task: Task, kind: int, ns: PidNamespace) -> int:
 
 def task_pid_vnr(task: Task, kind: int, viewer: Task) -> int:
     """The number as ``viewer`` (normally current) sees it."""
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     return task_pid_nr_ns(task, kind, task_active_pid_ns(viewer))
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cred import ns_capable
 from forklab.kernel.errors import KernelError
 from forklab.kernel.ucount import UCOUNT_PID_NAMESPACES, Ucounts, dec_ucount, inc_ucount
 from forklab.kernel.user_namespace import UserNamespace, get_user_ns, in_userns, put_user_ns
+from forklab.kernel.version import Behaviour
 from forklab.uapi import errno as E
+from forklab.uapi.capability import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
 from forklab.uapi.sched import CLONE_NEWPID
 
 if TYPE_CHECKING:
@@ -116,8 +119,6 @@ def create_pid_namespace(k: Machine, current: Task, user_ns: UserNamespace, pare
     except KernelError:
         dec_ucount(k, ucounts, UCOUNT_PID_NAMESPACES)
         raise
-    from forklab.kernel.version import Behaviour
-
     pid_max = PID_MAX_LIMIT if k.has(Behaviour.PER_NS_PID_MAX) else k.init_pid_ns.pid_max
     ns = PidNamespace(get_pid_ns(parent), get_user_ns(user_ns), k.proc_alloc_inum(), pid_max)
     ns.ucounts = ucounts
@@ -140,14 +141,9 @@ def task_active_pid_ns(task: Task) -> PidNamespace:
 
 def pid_max_of(k: Machine, ns: PidNamespace) -> int:
     """The limit that alloc_pid applies at this level."""
-    from forklab.kernel.version import Behaviour
-
     return ns.pid_max if k.has(Behaviour.PER_NS_PID_MAX) else k.init_pid_ns.pid_max
 
 
 def checkpoint_or_admin(current: Task, ns: PidNamespace) -> bool:
     """checkpoint_restore_ns_capable(): CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN over ``ns``'s owner."""
-    from forklab.kernel.cred import ns_capable
-    from forklab.uapi.capability import CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN
-
     return ns_capable(current, ns.user_ns, CAP_SYS_ADMIN) or ns_capable(current, ns.user_ns, CAP_CHECKPOINT_RESTORE)

@@ -8,7 +8,19 @@ from forklab.kernel.errors import KernelError, NotModelled
 from forklab.kernel.fs.file import File, alloc_file, fd_install, fget, get_unused_fd_flags, put_unused_fd
 from forklab.kernel.fs.vfs import Inode, InodeOps
 from forklab.kernel.ftrace import traced
-from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_TGID, Pid, get_pid, pid_has_task, put_pid
+from forklab.kernel.pid import (
+    PIDTYPE_PGID,
+    PIDTYPE_PID,
+    PIDTYPE_TGID,
+    Pid,
+    find_pid_ns,
+    get_pid,
+    pid_has_task,
+    pid_task,
+    put_pid,
+)
+from forklab.kernel.pid_namespace import task_active_pid_ns
+from forklab.kernel.signal import group_send_sig_info, kill_pgrp_info
 from forklab.kernel.version import Behaviour
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_CLOEXEC, O_NONBLOCK, O_RDWR
@@ -67,9 +79,6 @@ def __pidfd_prepare(k: Machine, current: Task, pid: Pid, flags: int) -> tuple[in
 
 def sys_pidfd_open(k: Machine, current: Task, nr: int, flags: int) -> int:
     """A pidfd for a live (or zombie) process, or with PIDFD_THREAD for one thread."""
-    from forklab.kernel.pid import find_pid_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     if flags & ~(PIDFD_NONBLOCK | PIDFD_THREAD):
         raise KernelError(E.EINVAL, f"pidfd_open: unknown flags {flags:#x}")
     if nr <= 0:
@@ -95,10 +104,6 @@ def pidfd_get_pid(current: Task, fd: int) -> tuple[Pid, bool]:
 
 def sys_pidfd_send_signal(k: Machine, current: Task, pidfd: int, sig: int, info: int, flags: int) -> int:
     """Signal the process (or thread, or group) a pidfd names, without pid reuse races."""
-    from forklab.kernel.pid import pid_task
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.signal import group_send_sig_info, kill_pgrp_info
-
     if flags & ~PIDFD_SEND_SIGNAL_FLAGS or (flags & (flags - 1)):
         raise KernelError(E.EINVAL, f"pidfd_send_signal: bad flags {flags:#x}")
     file = fget(current, pidfd)

@@ -16,10 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from forklab.kernel.errors import KernelError, NotModelled
+from forklab.kernel.cred import capable, ns_capable
+from forklab.kernel.errors import KernelError, NotModelled, WouldBlock
+from forklab.kernel.mm.mm import SUID_DUMP_USER, put_user_u64
+from forklab.kernel.pid import PIDTYPE_PID, find_pid_ns, pid_nr_ns, pid_task
+from forklab.kernel.pid_namespace import task_active_pid_ns
 from forklab.kernel.signal import (
     JOBCTL_LISTENING,
     JOBCTL_STOP_PENDING,
+    JOBCTL_STOPPED,
     JOBCTL_TRACED,
     JOBCTL_TRAP_MASK,
     JOBCTL_TRAP_STOP,
@@ -27,6 +32,7 @@ from forklab.kernel.signal import (
     SI_KERNEL,
     SIGNAL_STOP_STOPPED,
     SigInfo,
+    do_notify_parent,
     fatal_signal_pending,
     ptrace_do_notify,
     ptrace_signal_wake_up,
@@ -36,6 +42,8 @@ from forklab.kernel.signal import (
     signal_wake_up_state,
     task_clear_jobctl_pending,
     task_set_jobctl_pending,
+    wake_up_parent,
+    wake_up_state,
 )
 from forklab.kernel.task import (
     __TASK_STOPPED,
@@ -46,7 +54,6 @@ from forklab.kernel.task import (
     PF_KTHREAD,
     TASK_TRACED,
 )
-from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
 from forklab.uapi import ptrace as P
 from forklab.uapi import signal as S
@@ -144,7 +151,6 @@ def exit_ptrace(k: Machine, tracer: Task, dead: list[Task]) -> None:
 def ptrace_detach_task(k: Machine, tracer: Task, p: Task) -> bool:
     """__ptrace_detach(): unlink; a zombie is handed on to its real parent. True if it must be released."""
     from forklab.kernel.exit import thread_group_empty
-    from forklab.kernel.signal import do_notify_parent, wake_up_parent
 
     ptrace_unlink(k, p)
     if p.exit_state != EXIT_ZOMBIE:
@@ -175,9 +181,6 @@ def ignoring_children(tracer: Task) -> bool:
 
 def ptrace_may_access(k: Machine, current: Task, task: Task) -> bool:
     """__ptrace_may_access(PTRACE_MODE_ATTACH_REALCREDS) and the capability module's check."""
-    from forklab.kernel.cred import ns_capable
-    from forklab.kernel.mm.mm import SUID_DUMP_USER
-
     if task.signal is current.signal:
         return True
     cred, tcred = current.cred, task.cred
@@ -197,8 +200,6 @@ def ptrace_may_access(k: Machine, current: Task, task: Task) -> bool:
 
 
 def check_ptrace_options(k: Machine, current: Task, data: int) -> None:
-    from forklab.kernel.cred import capable
-
     if data & ~P.PTRACE_O_MASK:
         raise KernelError(E.EINVAL, f"ptrace: unknown options {data:#x}")
     if data & P.PTRACE_O_SUSPEND_SECCOMP:
@@ -212,9 +213,6 @@ def check_ptrace_options(k: Machine, current: Task, data: int) -> None:
 
 
 def sys_ptrace(k: Machine, current: Task, request: int, pid: int, addr: int, data: int) -> int:
-    from forklab.kernel.pid import PIDTYPE_PID, find_pid_ns, pid_task
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     if request == P.PTRACE_TRACEME:
         return ptrace_traceme(current)
     child = pid_task(find_pid_ns(pid, task_active_pid_ns(current)), PIDTYPE_PID)
@@ -267,8 +265,6 @@ def ptrace_attach(k: Machine, current: Task, task: Task, request: int, addr: int
 
 def ptrace_set_stopped(k: Machine, task: Task, seize: bool) -> None:
     """PTRACE_ATTACH sends SIGSTOP; a task already in a group stop re-traps for its new tracer."""
-    from forklab.kernel.signal import JOBCTL_STOPPED
-
     if not seize:
         send_signal_locked(k, S.SIGSTOP, SigInfo(S.SIGSTOP, SI_KERNEL), task, group=False)
     if task.state & __TASK_STOPPED and task_set_jobctl_pending(task, JOBCTL_TRAP_STOP | JOBCTL_TRAPPING):
@@ -287,8 +283,6 @@ def ptrace_check_attach(current: Task, child: Task, ignore_state: bool) -> None:
 
 
 def ptrace_request(k: Machine, current: Task, child: Task, request: int, addr: int, data: int) -> int:
-    from forklab.kernel.mm.mm import put_user_u64
-
     if request == P.PTRACE_SETOPTIONS:
         check_ptrace_options(k, current, data)
         child.ptrace = (child.ptrace & ~(P.PTRACE_O_MASK << PT_OPT_FLAG_SHIFT)) | (data << PT_OPT_FLAG_SHIFT)
@@ -315,8 +309,6 @@ def ptrace_request(k: Machine, current: Task, child: Task, request: int, addr: i
 
 
 def ptrace_resume(k: Machine, child: Task, data: int) -> int:
-    from forklab.kernel.signal import wake_up_state
-
     if not S.valid_signal(data):
         raise KernelError(E.EIO, f"ptrace: {data} is not a signal")
     child.exit_code = data
@@ -362,9 +354,6 @@ def ptrace_event(k: Machine, current: Task, event: int, message: int, then: Call
 
 def ptrace_event_pid(k: Machine, current: Task, event: int, pid: Pid, then: Callable[[], T], known: object) -> T:
     """An event whose message is a pid, as the tracer's pid namespace numbers it."""
-    from forklab.kernel.pid import pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     tracer = current.parent
     message = pid_nr_ns(pid, task_active_pid_ns(tracer)) if tracer is not None else 0
     return ptrace_event(k, current, event, message, then, known)

@@ -9,13 +9,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cred import ns_capable
 from forklab.kernel.errors import KernelError
 from forklab.kernel.ftrace import traced
-from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, TASK_INTERRUPTIBLE, TASK_RUNNING, TASK_WAKEKILL
+from forklab.kernel.invariants import all_tasks
+from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, find_pid_ns, pid_nr_ns, pid_task, pid_tasks
+from forklab.kernel.pid_namespace import task_active_pid_ns
+from forklab.kernel.sched.core import deactivate_task, try_to_wake_up
+from forklab.kernel.task import (
+    __TASK_STOPPED,
+    __TASK_TRACED,
+    PF_EXITING,
+    PF_SIGNALED,
+    TASK_INTERRUPTIBLE,
+    TASK_RUNNING,
+    TASK_STOPPED,
+    TASK_TRACED,
+    TASK_WAKEKILL,
+)
+from forklab.kernel.user_namespace import from_kuid_munged
 from forklab.kernel.version import Behaviour
-from forklab.kernel.wait import WaitQueue
+from forklab.kernel.wait import WaitQueue, wake_up
 from forklab.uapi import errno as E
 from forklab.uapi import signal as S
+from forklab.uapi.capability import CAP_KILL
 from forklab.uapi.ptrace import PTRACE_EVENT_STOP
 from forklab.uapi.sched import CLONE_CLEAR_SIGHAND, CLONE_SIGHAND, CLONE_THREAD
 from forklab.uapi.wait import CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, CLD_TRAPPED
@@ -297,8 +314,6 @@ JOBCTL_TRAP_STOPPED = 1 << 31  # a group-stop or PTRACE_EVENT_STOP trap
 
 def task_set_jobctl_pending(t: Task, mask: int) -> bool:
     """Mark ``t`` for a stop or trap, unless it is already dying."""
-    from forklab.kernel.task import PF_EXITING
-
     if fatal_signal_pending(t) or t.flags & PF_EXITING:
         return False
     if mask & JOBCTL_STOP_SIGMASK:
@@ -375,9 +390,6 @@ def send_signal_locked(k: Machine, sig: int, info: SigInfo, t: Task, group: bool
     The signal is forced past an init's immunity when the kernel made it, or when the sender
     cannot see the target's pid namespace (an ancestor namespace killing a container's init).
     """
-    from forklab.kernel.pid import pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     sender = k.current
     force = info.code == SI_KERNEL or (
         sender is not None and sender.thread_pid is not None and not pid_nr_ns(sender.thread_pid, task_active_pid_ns(t))
@@ -442,8 +454,6 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
     """Can ``p`` take ``sig`` now: not blocked, not exiting, not already busy with another signal
     (TIF_SIGPENDING), unless it is the one running."""
-    from forklab.kernel.task import __TASK_STOPPED, __TASK_TRACED, PF_EXITING
-
     if p.blocked & S.sigmask(sig) or p.flags & PF_EXITING:
         return False
     if sig == S.SIGKILL:
@@ -497,8 +507,6 @@ def signal_wake_up(k: Machine, t: Task, fatal: bool) -> None:
 
 
 def signal_wake_up_state(k: Machine, t: Task, state: int) -> None:
-    from forklab.kernel.sched.core import try_to_wake_up
-
     t.tif_sigpending = True
     if state & (__TASK_STOPPED | __TASK_TRACED) and t.state & state:
         t.jobctl &= ~(JOBCTL_STOPPED | JOBCTL_TRACED)
@@ -635,7 +643,6 @@ def deliver_signal(k: Machine, t: Task, sig: int) -> int | None:
     """The action for ``sig``: a handler's sa_flags, None if the task stopped or died, CONTINUE
     if the signal was ignored."""
     from forklab.kernel.exit import do_group_exit
-    from forklab.kernel.task import PF_SIGNALED
 
     signal = t.signal
     assert t.sighand is not None
@@ -666,7 +673,6 @@ def deliver_signal(k: Machine, t: Task, sig: int) -> int | None:
 def is_current_pgrp_orphaned(t: Task) -> bool:
     """No member of the process group has a parent in another group of the same session."""
     from forklab.kernel.exit import thread_group_empty
-    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, pid_tasks
 
     pgrp = t.signal.pids[PIDTYPE_PGID]
     assert pgrp is not None
@@ -690,7 +696,6 @@ def do_signal_stop(k: Machine, t: Task, signr: int) -> bool:
     """Start a group stop (or join one): each thread stops as it next runs, the last one to
     stop tells the parent. A traced thread stops in a ptrace trap instead. True if it stopped."""
     from forklab.kernel.ptrace import PT_SEIZED
-    from forklab.kernel.task import TASK_STOPPED
 
     signal = t.signal
     if not t.jobctl & JOBCTL_STOP_PENDING:
@@ -738,18 +743,12 @@ def task_participate_group_stop(t: Task) -> bool:
 
 
 def deactivate(k: Machine, t: Task) -> None:
-    from forklab.kernel.sched.core import deactivate_task
-
     deactivate_task(k, t)
 
 
 def do_notify_parent_cldstop(k: Machine, tsk: Task, for_ptracer: bool, why: int) -> None:
     """SIGCHLD for a stop, a continue or a trap: to the tracer, or to the group's real parent
     (unless it asked for SA_NOCLDSTOP)."""
-    from forklab.kernel.pid import pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     if for_ptracer:
         parent = tsk.parent
     else:
@@ -786,8 +785,6 @@ def ptrace_stop(k: Machine, t: Task, exit_code: int, why: int, message: int, inf
     The caller arranges what happens when the tracer lets the task go; ptrace_stop_return()
     then gives the tracer's answer (the signal it left in exit_code).
     """
-    from forklab.kernel.task import TASK_TRACED
-
     if not t.ptrace or fatal_signal_pending(t):
         return False
     t.state = TASK_TRACED
@@ -820,10 +817,6 @@ def ptrace_stop_return(t: Task) -> int:
 
 
 def ptrace_do_notify(k: Machine, t: Task, signr: int, exit_code: int, why: int, message: int) -> bool:
-    from forklab.kernel.pid import pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     info = SigInfo(signr, exit_code, pid_nr_ns(t.thread_pid, task_active_pid_ns(t)),
                    from_kuid_munged(t.cred.user_ns, t.cred.uid))  # fmt: skip
     return ptrace_stop(k, t, exit_code, why, message, info)
@@ -851,10 +844,6 @@ def do_jobctl_trap(k: Machine, t: Task) -> bool:
 def ptrace_signal_resumed(k: Machine, t: Task, signr: int) -> int:
     """After a signal-delivery-stop: the signal the tracer chose (0 for none) is delivered now,
     or queued again if it is blocked or the task is being killed."""
-    from forklab.kernel.pid import pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     if not signr:
         return 0
     tracer = t.parent
@@ -868,8 +857,6 @@ def ptrace_signal_resumed(k: Machine, t: Task, signr: int) -> int:
 
 
 def wake_up_state(k: Machine, t: Task, state: int) -> None:
-    from forklab.kernel.sched.core import try_to_wake_up
-
     try_to_wake_up(k, t, state)
 
 
@@ -879,10 +866,6 @@ def wake_up_state(k: Machine, t: Task, state: int) -> None:
 @traced
 def do_notify_parent(k: Machine, tsk: Task, sig: int) -> bool:
     """Send the exit signal for ``tsk`` to its parent; returns True if the child reaps itself."""
-    from forklab.kernel.pid import pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     parent = tsk.parent
     assert parent is not None
     # A parent that has exec'd since the fork gets SIGCHLD, whatever was asked for.
@@ -912,8 +895,6 @@ def do_notify_parent(k: Machine, tsk: Task, sig: int) -> bool:
 
 def wake_up_parent(k: Machine, p: Task, parent: Task) -> None:
     """__wake_up_parent(): wake whoever waits in wait4/waitid for the parent's children."""
-    from forklab.kernel.wait import wake_up
-
     wake_up(k, parent.signal.wait_chldexit, key=p)
 
 
@@ -926,9 +907,6 @@ def kill_ok_by_cred(current: Task, t: Task) -> bool:
     The ids compared are kernel ids: a task in a new user namespace without maps (uid 65534
     inside) still has its kuid, and may signal its siblings.
     """
-    from forklab.kernel.cred import ns_capable
-    from forklab.uapi.capability import CAP_KILL
-
     cred, tcred = current.cred, t.cred
     if cred.euid in (tcred.suid, tcred.uid) or cred.uid in (tcred.suid, tcred.uid):
         return True
@@ -948,10 +926,6 @@ def check_kill_permission(k: Machine, current: Task, sig: int, t: Task) -> None:
 
 def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, group: bool = True) -> None:
     """A signal from a user (kill, pidfd_send_signal) to ``t``'s process, or to ``t`` alone."""
-    from forklab.kernel.pid import pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     check_kill_permission(k, current, sig, t)
     if sig:
         info = SigInfo(sig, SI_USER if group else SI_TKILL,
@@ -962,8 +936,6 @@ def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, group: boo
 
 def kill_pgrp_info(k: Machine, current: Task, sig: int, pgrp: Pid | None) -> None:
     """Every process of the group; fails only if none could be signalled (with the last error)."""
-    from forklab.kernel.pid import PIDTYPE_PGID, pid_tasks
-
     members = pid_tasks(pgrp, PIDTYPE_PGID) if pgrp is not None else []
     if not members:
         raise KernelError(E.ESRCH, "kill: no such process group")
@@ -979,10 +951,6 @@ def kill_pgrp_info(k: Machine, current: Task, sig: int, pgrp: Pid | None) -> Non
 
 def kill_something_info(k: Machine, current: Task, sig: int, pid: int) -> None:
     """kill(pid, sig): a process (> 0), the caller's group (0), everyone it may (-1), a group (< -1)."""
-    from forklab.kernel.invariants import all_tasks
-    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, find_pid_ns, pid_task
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     ns = task_active_pid_ns(current)
     if pid > 0:
         # Any thread's id names its whole process (kill_pid_info looks up PIDTYPE_PID).
@@ -1004,8 +972,6 @@ def kill_something_info(k: Machine, current: Task, sig: int, pid: int) -> None:
             continue
         if task_active_pid_ns(t) is not ns and not _in_descendant_ns(t, ns):
             continue
-        from forklab.kernel.pid import pid_nr_ns
-
         if pid_nr_ns(t.thread_pid, ns) <= 1:
             continue
         try:
@@ -1024,10 +990,6 @@ def _in_descendant_ns(t: Task, ns: object) -> bool:
 
 def do_tkill(k: Machine, current: Task, tgid: int, pid: int, sig: int) -> None:
     """tgkill(tgid, tid, sig): one thread, which must belong to ``tgid`` (unless tgid <= 0, tkill)."""
-    from forklab.kernel.pid import PIDTYPE_PID, find_pid_ns, pid_nr_ns, pid_task
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.user_namespace import from_kuid_munged
-
     if pid <= 0 or tgid == 0:
         raise KernelError(E.EINVAL, "tgkill: the thread id must be positive")
     ns = task_active_pid_ns(current)

@@ -14,11 +14,29 @@ from forklab.kernel.cred import (
     set_cred_ucounts,
 )
 from forklab.kernel.errors import KernelError, NotModelled
-from forklab.kernel.pid import PIDTYPE_PID, PIDTYPE_TGID, Pid, pid_nr_ns, task_pid_nr_ns
+from forklab.kernel.invariants import all_tasks
+from forklab.kernel.pid import (
+    PIDTYPE_PGID,
+    PIDTYPE_PID,
+    PIDTYPE_SID,
+    PIDTYPE_TGID,
+    Pid,
+    change_pid,
+    find_pid_ns,
+    find_task_by_pid_ns,
+    free_pid,
+    is_child_reaper,
+    pid_nr_ns,
+    pid_task,
+    pid_tasks,
+    task_pid_nr_ns,
+    task_pid_vnr,
+)
 from forklab.kernel.pid_namespace import task_active_pid_ns
 from forklab.kernel.sched.core import MAX_NICE, MIN_NICE, task_nice
 from forklab.kernel.sched.syscalls import can_nice, cap_safe_nice, nice_to_rlimit, set_user_nice
-from forklab.kernel.task import PF_NPROC_EXCEEDED, TASK_COMM_LEN, Task
+from forklab.kernel.signal import threads_from
+from forklab.kernel.task import PF_FORKNOEXEC, PF_NPROC_EXCEEDED, TASK_COMM_LEN, Task
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC, is_rlimit_overlimit
 from forklab.kernel.user_namespace import (
     from_kgid_munged,
@@ -325,8 +343,6 @@ def sys_prctl(k: Machine, current: Task, option: int, arg2: int | str) -> int | 
 
 def propagate_has_child_subreaper(current: Task) -> None:
     """Every process below a new subreaper learns it has one, except below a pid namespace's init."""
-    from forklab.kernel.pid import is_child_reaper
-
     stack = [current]
     while stack:
         task = stack.pop()
@@ -344,8 +360,6 @@ def propagate_has_child_subreaper(current: Task) -> None:
 
 def ksys_setsid(k: Machine, current: Task) -> int:
     """A new session and process group, both named by the caller's tgid; EPERM if one exists."""
-    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, change_pid, free_pid, pid_task, task_pid_vnr
-
     leader = current.group_leader
     sid = leader.thread_pid
     assert sid is not None
@@ -365,18 +379,6 @@ def ksys_setsid(k: Machine, current: Task) -> int:
 
 def ksys_setpgid(k: Machine, current: Task, pid: int, pgid: int) -> None:
     """Move a process (the caller or a child not yet exec'd) into a process group of its session."""
-    from forklab.kernel.pid import (
-        PIDTYPE_PGID,
-        PIDTYPE_SID,
-        change_pid,
-        find_pid_ns,
-        find_task_by_pid_ns,
-        free_pid,
-        pid_task,
-    )
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-    from forklab.kernel.task import PF_FORKNOEXEC
-
     leader = current.group_leader
     ns = task_active_pid_ns(current)
     if not pid:
@@ -416,9 +418,6 @@ def ksys_setpgid(k: Machine, current: Task, pid: int, pgid: int) -> None:
 
 def getpgid_or_sid(k: Machine, current: Task, pid: int, kind: int) -> int:
     """getpgid(pid) and getsid(pid): 0 for a group outside the caller's pid namespace."""
-    from forklab.kernel.pid import find_task_by_pid_ns, pid_nr_ns
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     ns = task_active_pid_ns(current)
     target = current if not pid else find_task_by_pid_ns(pid, ns)
     if target is None:
@@ -432,10 +431,6 @@ def getpgid_or_sid(k: Machine, current: Task, pid: int, kind: int) -> int:
 def prio_targets(k: Machine, current: Task, which: int, who: int) -> list[Task]:
     """The threads setpriority/getpriority act on: one thread (PRIO_PROCESS), every thread of a
     process group (PRIO_PGRP) or of a real uid (PRIO_USER); ``who`` 0 is the caller's own."""
-    from forklab.kernel.invariants import all_tasks
-    from forklab.kernel.pid import PIDTYPE_PGID, find_pid_ns, find_task_by_pid_ns, pid_tasks
-    from forklab.kernel.signal import threads_from
-
     ns = task_active_pid_ns(current)
     if which == PRIO_PROCESS:
         p = current if not who else find_task_by_pid_ns(who, ns)

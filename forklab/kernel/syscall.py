@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from forklab.kernel.errors import KernelError
+from forklab.kernel.errors import KernelError, WouldBlock
+from forklab.kernel.fork import schedule_tail
 from forklab.kernel.ftrace import traced
 from forklab.kernel.sched.core import charge, deactivate_task
+from forklab.kernel.signal import get_signal
 from forklab.kernel.task import PF_EXITING, TASK_DEAD, TASK_RUNNING, Task
-from forklab.kernel.wait import WaitQueue, WouldBlock
+from forklab.kernel.wait import WaitQueue
 from forklab.uapi import errno as E
 from forklab.uapi.signal import SA_RESTART
 
@@ -203,8 +205,6 @@ def run_woken(k: Machine) -> None:
 @traced
 def ret_from_fork(k: Machine, p: Task) -> None:
     """A new task's first run: schedule_tail, then its kernel function or the return to user space."""
-    from forklab.kernel.fork import schedule_tail
-
     p.thread.resume = ""
     schedule_tail(k, p)
     name = p.thread.kthread_fn
@@ -233,8 +233,6 @@ def exit_to_user_mode(
     An exit that has to wait (a pid namespace's init, a ptrace exit stop) parks ``pending``, the
     call the task was making, or a new "exit" call if it was idle in user space.
     """
-    from forklab.kernel.signal import get_signal
-
     signal = task.signal
     if not (task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl or task.last_siginfo):
         return None  # nothing to deliver: the common case, kept cheap

@@ -17,6 +17,7 @@ from forklab.kernel import fork, pidfd, ptrace, sys
 from forklab.kernel.errors import KernelError
 from forklab.kernel.fs import open as fsopen
 from forklab.kernel.fs import pipe
+from forklab.kernel.fs.namei import do_mkdirat, do_rmdir
 from forklab.kernel.fs.namespace import do_mount
 from forklab.kernel.mm import mmap
 from forklab.kernel.mm.mm import access_ok, copy_from_user, copy_to_user, get_user_u32, get_user_u64, put_user_u32
@@ -304,4 +305,6 @@ SYSCALLS: dict[str, Syscall] = {
     "mount": _mount,
     "kill": lambda k, c, pid, sig: zero(kill_something_info)(k, c, to_int32(sig), to_int32(pid)),
     "tgkill": lambda k, c, tgid, tid, sig: zero(do_tkill)(k, c, to_int32(tgid), to_int32(tid), to_int32(sig)),
+    "mkdir": lambda k, c, path, mode: zero(do_mkdirat)(k, c, strncpy_from_user(c, path), mode),
+    "rmdir": lambda k, c, path: zero(do_rmdir)(k, c, strncpy_from_user(c, path)),
 }

@@ -54,6 +54,12 @@ class Behaviour(enum.Enum):
         "host 6.18.44",
         "pidfd_open of a thread without PIDFD_THREAD: ENOENT, not EINVAL",
     )
+    PIDS_PEAK = ("6.1", "unverified", "cgroup v2 pids.peak")
+    PIDS_EVENTS_HIERARCHICAL = (
+        "6.12",
+        "unverified",
+        "pids.events counts refusals at the refusing level and above; pids.events.local",
+    )
 
     @property
     def since(self) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from forklab.kernel.sched.core import try_to_wake_up
 from forklab.kernel.task import TASK_INTERRUPTIBLE
 
 if TYPE_CHECKING:
@@ -47,39 +48,11 @@ class WaitQueue:
         return len(self.waiters)
 
 
-class WouldBlock(Exception):
-    """The current task has to sleep on ``wq`` in ``state`` until woken; then ``retry`` runs.
-
-    With no queue, only a direct wake_up_process() wakes it.
-
-    ``value`` is the result the call will return once it completes, when that is already
-    known (a vfork parent knows the child's pid before its wait ends). ``wake_if`` is the sleeper's
-    own wake function: a wake-up whose key it refuses leaves it asleep.
-    """
-
-    def __init__(
-        self,
-        wq: WaitQueue | None,
-        retry: Callable[[], Any],
-        state: int = TASK_INTERRUPTIBLE,
-        value: Any = None,
-        wake_if: WakeTest | None = None,
-    ) -> None:
-        super().__init__()
-        self.wq = wq
-        self.retry = retry
-        self.state = state
-        self.value = value
-        self.wake_if = wake_if
-
-
 def wake_up(k: Machine, wq: WaitQueue, mask: int = TASK_INTERRUPTIBLE | 0x2, key: Any = None) -> None:
     """Wake every task sleeping on ``wq`` in a state that ``mask`` covers (TASK_NORMAL by default)
     and whose wake function accepts ``key``."""
     if not wq.waiters:
         return
-    from forklab.kernel.sched.core import try_to_wake_up
-
     for task, wake_if in list(wq.waiters.items()):
         if key is None or wake_if is None or wake_if(key):
             try_to_wake_up(k, task, mask)

@@ -27,6 +27,8 @@ SYSCALL_NUMBERS: dict[str, int] = {
     "fcntl": 72,
     "getcwd": 79,
     "chdir": 80,
+    "mkdir": 83,
+    "rmdir": 84,
     "readlink": 89,
     "umask": 95,
     "ptrace": 101,

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 
-def forklab(*args: str) -> subprocess.CompletedProcess[str]:
+def forklab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     command = [shutil.which("forklab") or sys.executable, *([] if shutil.which("forklab") else ["-m", "forklab"])]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def test_demo_tells_the_story() -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from forklab.diff.script import CONSTANTS, parse_line
-from forklab.diff.snippet import python_expr
+from forklab.diff.compare import run
+from forklab.diff.script import CONSTANTS, parse, parse_line
+from forklab.diff.sides import ModelSide
+from forklab.diff.snippet import python_expr, render_python
+from forklab.host.cgroup import V2Setup
 
 
 @pytest.mark.parametrize(
@@ -26,3 +29,14 @@ def test_python_expr(text: str, python: str) -> None:
     assert python_expr(step.args[0]) == python
     names = dict(CONSTANTS, m=4096)
     assert eval(python, {}, names) == eval(text, {}, names)  # the same value either way
+
+
+def test_the_snippet_sets_the_model_up_as_the_host_was() -> None:
+    """A hybrid host (pids bound to v1): the pasted Python boots the model the same way."""
+    setup = V2Setup(pids=False)
+    scenario = parse("t0.unshare(CLONE_NEWCGROUP)\nt0.mount('cgroup2', '/tmp', 'cgroup2')\n")
+    report = run(scenario, ModelSide(v2=setup), ModelSide(v2=setup), trace=False)  # type: ignore[arg-type]
+    code = render_python(report, report.model_names, setup)
+    assert "ModelSide(v2=V2Setup(delegated=True, pids=False" in code
+    exec(compile(code, "snippet", "exec"), {})
+    assert "ModelSide()" in render_python(report, report.model_names, V2Setup())

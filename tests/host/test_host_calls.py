@@ -145,6 +145,9 @@ CASES: list[tuple[str, tuple[Any, ...], int | Check, Any]] = [
     ("sched_setattr", (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 47), -E2BIG, None),
     ("getpriority", (3, 0), -EINVAL, None),
     ("setpriority", (0, 999, 0), -ESRCH, None),
+    ("mkdir", ("/tmp/d", 0o700), 0, None),
+    ("mkdir", ("/nowhere/d",), -ENOENT, None),
+    ("rmdir", ("/tmp/nowhere",), -ENOENT, None),
 ]
 
 # Calls exercised in scenarios of their own (test_host_clone.py and test_host_trace.py) or in the

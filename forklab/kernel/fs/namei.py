@@ -126,3 +126,49 @@ def d_path(root: Path, here: Path) -> str:
             return "(unreachable)/" + "/".join(reversed(names))
         inode = parent
     return "/" + "/".join(reversed(names))
+
+
+def do_mkdirat(k: Machine, current: Task, path: str, mode: int) -> None:
+    """mkdir(2): EEXIST before the permission check, EPERM where the file system makes no directories."""
+    from forklab.kernel.fs.vfs import MAY_WRITE, S_IFDIR
+
+    (_, parent), found, name = walk(k, current, path.rstrip("/") or "/", follow=False)
+    if found is not None:
+        raise KernelError(E.EEXIST, f"mkdir: {path!r} exists")
+    inode_permission(current, parent, MAY_WRITE | MAY_EXEC)
+    fs = current.fs
+    assert fs is not None
+    mode = mode & ~fs.umask & 0o1777
+    if parent.ops is not None:
+        parent.ops.mkdir(k, current, parent, name, mode)
+        return
+    if parent.children is None:
+        raise KernelError(E.EPERM, f"vfs_mkdir: {parent.name!r} cannot hold new directories")
+    k.vfs.add(parent, Inode(name, S_IFDIR | mode, uid=current.cred.fsuid, gid=current.cred.fsgid))
+
+
+def do_rmdir(k: Machine, current: Task, path: str) -> None:
+    """rmdir(2): the last name may not be '.' or '..'; a mountpoint is busy; a directory must be empty."""
+    from forklab.kernel.fs.vfs import MAY_WRITE
+
+    last = path.rstrip("/").rpartition("/")[2]
+    if last == ".":
+        raise KernelError(E.EINVAL, "rmdir: the last component is '.'")
+    if last == "..":
+        raise KernelError(E.ENOTEMPTY, "rmdir: the last component is '..'")
+    (_, parent), found, _ = walk(k, current, path.rstrip("/") or "/", follow=False)
+    if found is None:
+        raise KernelError(E.ENOENT, f"rmdir: {path!r} does not exist")
+    mnt, victim = found
+    inode_permission(current, parent, MAY_WRITE | MAY_EXEC)
+    if victim is mnt.root:
+        raise KernelError(E.EBUSY, f"rmdir: {path!r} is a mountpoint")
+    if not victim.is_dir:
+        raise KernelError(E.ENOTDIR, f"rmdir: {path!r} is not a directory")
+    if parent.ops is not None:
+        parent.ops.rmdir(k, current, parent, victim)
+        return
+    if victim.children:
+        raise KernelError(E.ENOTEMPTY, f"rmdir: {path!r} is not empty")
+    assert parent.children is not None
+    del parent.children[victim.name]

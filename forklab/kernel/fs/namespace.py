@@ -1,6 +1,6 @@
 """fs/namespace.c: mounts and mount namespaces.
 
-The model mounts only the root filesystem and procfs. A mount namespace is a copy of the
+The model mounts only the root filesystem, procfs and cgroup2. A mount namespace is a copy of the
 mount tree; the file system itself is shared.
 """
 
@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cred import ns_capable
 from forklab.kernel.errors import KernelError, NotModelled
+from forklab.kernel.fs.namei import path_lookup
 from forklab.kernel.ns_common import NsCommon, create_ns, get_ns
+from forklab.kernel.pid_namespace import get_pid_ns, put_pid_ns, task_active_pid_ns
 from forklab.kernel.ucount import UCOUNT_MNT_NAMESPACES
 from forklab.uapi import errno as E
+from forklab.uapi.capability import CAP_SYS_ADMIN
 from forklab.uapi.sched import CLONE_NEWNS
 
 if TYPE_CHECKING:
@@ -78,8 +82,6 @@ def copy_mnt_ns(
         parent = copies.get(mnt.parent) if mnt.parent is not None else None
         copy = Mount(mnt.fstype, mnt.root, parent, mnt.mountpoint)
         if mnt.proc_ns is not None:
-            from forklab.kernel.pid_namespace import get_pid_ns
-
             copy.proc_ns = get_pid_ns(mnt.proc_ns)
         copies[mnt] = copy
         ns.mounts.append(copy)
@@ -93,22 +95,16 @@ def copy_mnt_ns(
 
 def free_mnt_ns_mounts(k: Machine, ns: MntNamespace) -> None:
     """Drop what the namespace's mounts hold (procfs mounts hold their pid namespace)."""
-    from forklab.kernel.pid_namespace import put_pid_ns
-
     for mnt in ns.mounts:
         if mnt.proc_ns is not None:
             put_pid_ns(k, mnt.proc_ns)
 
 
 def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -> None:
-    """mount(2), for procfs only: it shows the caller's active pid namespace."""
-    from forklab.kernel.cred import ns_capable
-    from forklab.kernel.fs.namei import path_lookup
-    from forklab.kernel.pid_namespace import get_pid_ns, task_active_pid_ns
-    from forklab.uapi.capability import CAP_SYS_ADMIN
+    """mount(2) of procfs (it shows the caller's active pid namespace) or cgroup2."""
 
-    if fstype != "proc":
-        raise NotModelled(f"mount of a {fstype!r} file system (only proc is modelled)")
+    if fstype not in ("proc", "cgroup2"):
+        raise NotModelled(f"mount of a {fstype!r} file system (only proc and cgroup2 are modelled)")
     assert current.nsproxy is not None
     ns = current.nsproxy.mnt_ns
     if not ns_capable(current, ns.user_ns, CAP_SYS_ADMIN):
@@ -116,7 +112,21 @@ def do_mount(k: Machine, current: Task, source: str, target: str, fstype: str) -
     mnt, inode = path_lookup(k, current, target)
     if not inode.is_dir:
         raise KernelError(E.ENOTDIR, f"do_mount: {target!r} is not a directory")
-    pid_ns = task_active_pid_ns(current)
-    proc = Mount("proc", k.vfs.proc_root, mnt, inode)
-    proc.proc_ns = get_pid_ns(pid_ns)
-    ns.mounts.append(proc)
+    if fstype == "cgroup2":
+        from forklab.kernel.cgroup.cgroupfs import mount_cgroup2
+
+        new = mount_cgroup2(k, current, mnt, inode)
+    else:
+        new = Mount("proc", k.vfs.proc_root, mnt, inode)
+        new.proc_ns = task_active_pid_ns(current)
+    do_add_mount(new, mnt, inode)
+    if new.proc_ns is not None:
+        get_pid_ns(new.proc_ns)
+    ns.mounts.append(new)
+
+
+def do_add_mount(new: Mount, mnt: Mount, inode: Inode) -> None:
+    """The same superblock may not be mounted on the root of one of its own mounts. One cgroup2
+    superblock serves every mount; procfs has one per pid namespace."""
+    if inode is mnt.root and mnt.fstype == new.fstype and mnt.proc_ns is new.proc_ns:
+        raise KernelError(E.EBUSY, f"do_add_mount: {new.fstype} is already mounted right there")

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from forklab.kernel.errors import KernelError
-from forklab.kernel.fs.file import FMODE_READ, FMODE_WRITE, File, alloc_file, fd_install, fput, get_unused_fd_flags
+from forklab.kernel.errors import KernelError, WouldBlock
+from forklab.kernel.fs.file import (
+    FMODE_READ,
+    FMODE_WRITE,
+    File,
+    alloc_file,
+    fd_install,
+    fput,
+    get_unused_fd_flags,
+    put_unused_fd,
+)
 from forklab.kernel.fs.vfs import S_IFIFO, Inode, InodeOps
-from forklab.kernel.wait import WaitQueue, WouldBlock, wake_up
+from forklab.kernel.signal import send_sig
+from forklab.kernel.wait import WaitQueue, wake_up
 from forklab.uapi import errno as E
 from forklab.uapi.fcntl import O_NONBLOCK, O_RDONLY, O_WRONLY
 from forklab.uapi.signal import SIGPIPE
@@ -75,8 +85,6 @@ class PipeOps(InodeOps):
     def _write(self, k: Machine, current: Task, file: File, data: bytes, done: int) -> int:
         pipe = file.private.pipe
         if not pipe.readers:
-            from forklab.kernel.signal import send_sig
-
             send_sig(k, SIGPIPE, current)
             if done:
                 return done
@@ -120,8 +128,6 @@ def do_pipe2(k: Machine, current: Task, flags: int) -> tuple[int, int]:
         for _ in files:
             fds.append(get_unused_fd_flags(k, current, flags))
     except KernelError:
-        from forklab.kernel.fs.file import put_unused_fd
-
         for fd in fds:
             put_unused_fd(current, fd)
         for file in files:

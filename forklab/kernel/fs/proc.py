@@ -9,12 +9,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cred import GLOBAL_ROOT_UID
 from forklab.kernel.errors import KernelError
+from forklab.kernel.fault import read_fail_nth, write_fail_nth
 from forklab.kernel.fs.vfs import S_IFDIR, S_IFLNK, S_IFREG, Inode, InodeOps
+from forklab.kernel.mm.mm import SUID_DUMP_USER
+from forklab.kernel.mm.mmap import maps_text
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, PIDTYPE_TGID, find_task_by_pid_ns, pid_nr_ns
+from forklab.kernel.pid_namespace import task_active_pid_ns
 from forklab.kernel.task import PF_KTHREAD, TASK_STATE_ARRAY, Task, task_state_index
+from forklab.kernel.ucount import UCOUNT_RLIMIT_SIGPENDING
+from forklab.kernel.user_namespace import (
+    from_kgid_munged,
+    from_kuid_munged,
+    make_kuid,
+    proc_setgroups_show,
+    proc_setgroups_store,
+    proc_uid_map_store,
+)
 from forklab.uapi import errno as E
 from forklab.uapi import signal as S
+from forklab.uapi.resource import RLIMIT_SIGPENDING
 
 if TYPE_CHECKING:
     from forklab.kernel.fs.file import File
@@ -202,11 +217,6 @@ def make_proc_root() -> Inode:
 def task_dump_owner(task: Task) -> int:
     """Who owns a task's /proc files: its euid, but root (of the namespace its memory belongs to)
     when it is not dumpable or has no memory (a zombie, a kernel thread)."""
-    from forklab.kernel.cred import GLOBAL_ROOT_UID
-    from forklab.kernel.mm.mm import SUID_DUMP_USER
-    from forklab.kernel.task import PF_KTHREAD
-    from forklab.kernel.user_namespace import make_kuid
-
     mm = task.mm
     if task.flags & PF_KTHREAD or mm is None:
         return GLOBAL_ROOT_UID
@@ -217,8 +227,6 @@ def task_dump_owner(task: Task) -> int:
 
 
 def pid_dir(name: str, task: Task) -> Inode:
-    from forklab.kernel.user_namespace import proc_setgroups_show, proc_setgroups_store, proc_uid_map_store
-
     uid = task_dump_owner(task)
 
     def entries(k: Machine, mnt: Mount) -> dict[str, Inode]:
@@ -265,8 +273,6 @@ def task_entries(k: Machine, mnt: Mount, leader: Task) -> dict[str, Inode]:
 
 
 def tid_dir(name: str, task: Task) -> Inode:
-    from forklab.kernel.fault import read_fail_nth, write_fail_nth
-
     def entries(k: Machine, mnt: Mount) -> dict[str, Inode]:
         return {
             "status": proc_file("status", proc_pid_status, task=task),
@@ -296,8 +302,6 @@ NS_LINKS = (
 
 
 def ns_inum(task: Task, name: str, attr: str | None) -> int:
-    from forklab.kernel.pid_namespace import task_active_pid_ns
-
     if name == "pid":
         return task_active_pid_ns(task).inum
     if name == "user":
@@ -356,10 +360,6 @@ def cpumask_text(bits: int, nbits: int) -> str:
 def proc_pid_status(k: Machine, task: Task, ns: PidNamespace, reader_ns: UserNamespace | None = None) -> str:
     """The text of /proc/<pid>/status; pids as ``ns`` shows them, ids as ``reader_ns`` (the
     reader's own user namespace by default) maps them."""
-    from forklab.kernel.ucount import UCOUNT_RLIMIT_SIGPENDING
-    from forklab.kernel.user_namespace import from_kgid_munged, from_kuid_munged
-    from forklab.uapi.resource import RLIMIT_SIGPENDING
-
     reader_ns = reader_ns or reader(k).cred.user_ns
     cred = task.cred
     pid = task.thread_pid
@@ -474,8 +474,6 @@ def proc_pid_stat(k: Machine, task: Task, ns: PidNamespace) -> str:
 
 
 def proc_pid_maps(k: Machine, task: Task, ns: PidNamespace) -> str:
-    from forklab.kernel.mm.mmap import maps_text
-
     return maps_text(task.mm) if task.mm is not None else ""
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.cred import cap_raised
 from forklab.kernel.errors import KernelError
 from forklab.uapi import errno as E
+from forklab.uapi.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
 
 if TYPE_CHECKING:
     from forklab.kernel.fs.file import File
@@ -60,6 +62,13 @@ class InodeOps:
 
     def readlink(self, k: Machine, current: Task, mnt: Mount, inode: Inode) -> str:
         raise KernelError(E.EINVAL, "readlink: not a symbolic link")
+
+    def mkdir(self, k: Machine, current: Task, inode: Inode, name: str, mode: int) -> None:
+        """A file system without ->mkdir refuses with EPERM."""
+        raise KernelError(E.EPERM, f"vfs_mkdir: {inode.name!r} cannot hold new directories")
+
+    def rmdir(self, k: Machine, current: Task, inode: Inode, victim: Inode) -> None:
+        raise KernelError(E.EPERM, f"vfs_rmdir: {victim.name!r} cannot be removed")
 
 
 class Inode:
@@ -137,9 +146,6 @@ class Vfs:
 
 def inode_permission(current: Task, inode: Inode, mask: int) -> None:
     """generic_permission(): owner, group or other bits, or the DAC override capabilities."""
-    from forklab.kernel.cred import cap_raised
-    from forklab.uapi.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-
     cred = current.cred
     mode = inode.mode
     if cred.fsuid == inode.uid:

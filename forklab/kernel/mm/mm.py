@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
 from forklab.kernel.ftrace import traced
+from forklab.kernel.futex import futex_hash_free, futex_wake
 from forklab.kernel.mm.pages import (
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -18,6 +19,7 @@ from forklab.kernel.mm.pages import (
     read_page,
     writable_page,
 )
+from forklab.kernel.wait import wake_up
 from forklab.uapi import errno as E
 from forklab.uapi.sched import CLONE_VM
 
@@ -282,17 +284,30 @@ def dup_mmap(k: Machine, current: Task, mm: MmStruct, oldmm: MmStruct) -> None:
     parent_top, child_top = fork_layers(oldmm.anon)
     oldmm.anon = parent_top
     mm.anon = child_top
+    # The child's counters are the parent's, less what it does not inherit.
+    mm.total_vm, mm.exec_vm, mm.stack_vm = oldmm.total_vm, oldmm.exec_vm, oldmm.stack_vm
+    vmas, starts = mm.vmas, mm.starts
+    # Without an injected failure to place, the slab objects are counted once at the end.
+    one_by_one = bool(current.fail_nth)
+    chains = 0
     for vma in oldmm.vmas:
-        if vma.vm_flags & VM_DONTCOPY:
+        flags = vma.vm_flags
+        if flags & VM_DONTCOPY:
+            vm_stat_account(mm, flags, -vma.pages())
             continue
-        # anon_vma_fork(): the child's chain links to the parent's anon_vma.
-        vm_area_alloc(k, current, anon=vma.shmem is None)
-        copy = vma.copy()
-        mm.vmas.append(copy)
-        mm.starts.append(copy.vm_start)
-        vm_stat_account(mm, copy.vm_flags, copy.pages())
-        if copy.vm_flags & VM_WIPEONFORK:
+        anon = vma.shmem is None
+        if one_by_one:
+            # anon_vma_fork(): the child's chain links to the parent's anon_vma.
+            vm_area_alloc(k, current, anon)
+        chains += anon
+        copy = Vma(vma.vm_start, vma.vm_end, flags, vma.name, vma.shmem, vma.vm_pgoff)
+        vmas.append(copy)
+        starts.append(copy.vm_start)
+        if flags & VM_WIPEONFORK:
             clear_range(child_top, copy.vm_start >> PAGE_SHIFT, copy.vm_end >> PAGE_SHIFT)
+    if not one_by_one:
+        k.kmem_cache_charge("vm_area_struct", len(vmas))
+        k.kmem_cache_charge("anon_vma_chain", chains)
 
 
 @traced
@@ -353,11 +368,9 @@ def vm_area_free(k: Machine, vma: Vma) -> None:
 
 
 def exit_mmap(k: Machine, mm: MmStruct) -> None:
-    from forklab.kernel.futex import futex_hash_free
-
     futex_hash_free(k, mm)
-    for vma in mm.vmas:
-        vm_area_free(k, vma)
+    k.kmem_cache_charge("anon_vma_chain", -sum(vma.shmem is None for vma in mm.vmas))
+    k.kmem_cache_charge("vm_area_struct", -len(mm.vmas))
     mm.vmas = []
     mm.starts = []
     mm.anon = Layer()
@@ -391,8 +404,6 @@ def mm_release(k: Machine, tsk: Task, mm: MmStruct) -> None:
                 put_user_u32(mm, tsk.clear_child_tid, 0)
             except KernelError:
                 pass
-            from forklab.kernel.futex import futex_wake
-
             futex_wake(k, mm, tsk.clear_child_tid, 1)
         tsk.clear_child_tid = 0
     if tsk.vfork_done is not None:
@@ -400,8 +411,6 @@ def mm_release(k: Machine, tsk: Task, mm: MmStruct) -> None:
 
 
 def complete_vfork_done(k: Machine, tsk: Task) -> None:
-    from forklab.kernel.wait import wake_up
-
     vfork = tsk.vfork_done
     assert vfork is not None
     tsk.vfork_done = None

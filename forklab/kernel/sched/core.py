@@ -21,7 +21,8 @@ from forklab.kernel.sched.fair import (
     sched_base_slice,
     update_curr,
 )
-from forklab.kernel.task import TASK_NEW, TASK_RUNNING
+from forklab.kernel.task import TASK_INTERRUPTIBLE, TASK_NEW, TASK_RUNNING, TASK_UNINTERRUPTIBLE
+from forklab.kernel.trace import trace_sched_wakeup_new
 from forklab.uapi import errno as E
 from forklab.uapi.sched import SCHED_BATCH, SCHED_DEADLINE, SCHED_FIFO, SCHED_IDLE, SCHED_NORMAL, SCHED_RR
 
@@ -214,8 +215,6 @@ def deactivate_task(k: Machine, p: Task) -> None:
 @traced
 def wake_up_new_task(k: Machine, p: Task) -> None:
     """TASK_RUNNING, a CPU by fork balancing, enqueued with initial placement."""
-    from forklab.kernel.trace import trace_sched_wakeup_new
-
     p.state = TASK_RUNNING
     p.cpu = select_task_rq_fork(k, p)
     activate_task(k, p, initial=True)
@@ -234,8 +233,6 @@ def try_to_wake_up(k: Machine, p: Task, state_mask: int) -> bool:
 
 
 def wake_up_process(k: Machine, p: Task) -> bool:
-    from forklab.kernel.task import TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE
-
     return try_to_wake_up(k, p, TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)
 
 
