@@ -830,20 +830,26 @@ class Sandbox:
         if flight.call.shape is Shape.EXIT and not self._dying_for_good(task):
             return False
         if flight.call.shape is Shape.EXECVE:
-            return self._held_in_exec(task)
+            return self._held_in_exec(task, flight.tgid)
         if state == "D" and flight.call.waits_interruptibly:
             return False
         return procfs.sleeping_syscall(task._host_pid) in flight.call.blocks
 
-    def _held_in_exec(self, task: HostTask) -> bool:
+    def _held_in_exec(self, task: HostTask, tgid: int) -> bool:
         """An exec by a thread waits in de_thread for the other threads to be gone; one that a
         tracer holds (a leader stopped at PTRACE_EVENT_EXIT, a traced zombie not yet reaped)
-        holds the exec until the tracer acts. Asleep in execve while nothing else moves, at two
-        looks: held."""
+        holds the exec until the tracer acts. Such a thread in its group, the exec asleep in
+        execve and nothing else moving, at two looks: held (a short sleep on a loaded machine
+        is not)."""
         for look in range(2):
             if look:
                 time.sleep(EXIT_SECOND_LOOK)
             if procfs.sleeping_syscall(task._host_pid) != NR_EXECVE:
+                return False
+            held = [
+                procfs.state(int(tid)) for tid in procfs.list_dir(f"/proc/{tgid}/task") if int(tid) != task._host_pid
+            ]
+            if not any(state in ("t", "Z") for state in held):
                 return False
             if any(self._moving(t) for t in self._known.values() if t is not task):
                 return False
