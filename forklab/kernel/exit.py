@@ -39,11 +39,13 @@ from forklab.kernel.pid import (
 from forklab.kernel.pid_namespace import PIDNS_ADDING, task_active_pid_ns
 from forklab.kernel.sched.core import deactivate_task
 from forklab.kernel.signal import (
+    ALL_SIGNALS,
     SIGNAL_GROUP_EXIT,
     SIGNAL_STOP_CONTINUED,
     SIGNAL_STOP_STOPPED,
     cleanup_sighand,
     do_notify_parent,
+    flush_sigqueue_mask,
     ptrace_reparented,
     send_sig,
     threads_from,
@@ -112,6 +114,9 @@ def do_exit(k: Machine, tsk: Task, code: int) -> None:
 
 def exit_after_event(k: Machine, tsk: Task, code: int) -> None:
     tsk.flags |= PF_EXITING
+    # Nothing will dequeue them now: the host (6.18.44) shows a zombie's SigPnd empty, its
+    # process's ShdPnd kept.
+    flush_sigqueue_mask(tsk.pending, ALL_SIGNALS)
     signal = tsk.signal
     signal.live -= 1
     group_dead = signal.live == 0

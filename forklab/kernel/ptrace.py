@@ -25,6 +25,7 @@ from forklab.kernel.signal import (
     JOBCTL_TRAP_STOP,
     JOBCTL_TRAPPING,
     SI_KERNEL,
+    SI_USER,
     SIGNAL_STOP_STOPPED,
     SigInfo,
     fatal_signal_pending,
@@ -36,6 +37,7 @@ from forklab.kernel.signal import (
     signal_wake_up_state,
     task_clear_jobctl_pending,
     task_set_jobctl_pending,
+    user_siginfo,
 )
 from forklab.kernel.task import (
     __TASK_STOPPED,
@@ -302,7 +304,8 @@ def ptrace_request(k: Machine, current: Task, child: Task, request: int, addr: i
             ptrace_signal_wake_up(k, child, bool(child.jobctl & JOBCTL_LISTENING))
         return 0
     if request == P.PTRACE_KILL:
-        send_sig(k, S.SIGKILL, child, group=False)
+        # SEND_SIG_NOINFO, as from the tracer: a pid namespace's init it can see ignores it.
+        send_signal_locked(k, S.SIGKILL, user_siginfo(current, S.SIGKILL, SI_USER, child), child, group=False)
         return 0
     if request == P.PTRACE_CONT:
         return ptrace_resume(k, child, data)

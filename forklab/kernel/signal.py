@@ -942,18 +942,21 @@ def check_kill_permission(k: Machine, current: Task, sig: int, t: Task) -> None:
     raise KernelError(E.EPERM, "kill: no permission to signal that task")
 
 
-def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, group: bool = True) -> None:
-    """A signal from a user (kill, pidfd_send_signal) to ``t``'s process, or to ``t`` alone."""
+def user_siginfo(current: Task, sig: int, code: int, t: Task) -> SigInfo:
+    """The siginfo of a signal ``current`` sends ``t``: its process id and uid as ``t`` sees them."""
     from forklab.kernel.pid import pid_nr_ns
     from forklab.kernel.pid_namespace import task_active_pid_ns
     from forklab.kernel.user_namespace import from_kuid_munged
 
+    return SigInfo(sig, code, pid_nr_ns(current.group_leader.thread_pid, task_active_pid_ns(t)),
+                   from_kuid_munged(t.cred.user_ns, current.cred.uid))  # fmt: skip
+
+
+def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, group: bool = True) -> None:
+    """A signal from a user (kill, pidfd_send_signal) to ``t``'s process, or to ``t`` alone."""
     check_kill_permission(k, current, sig, t)
     if sig:
-        info = SigInfo(sig, SI_USER if group else SI_TKILL,
-                       pid_nr_ns(current.group_leader.thread_pid, task_active_pid_ns(t)),
-                       from_kuid_munged(t.cred.user_ns, current.cred.uid))  # fmt: skip
-        send_signal_locked(k, sig, info, t, group=group)
+        send_signal_locked(k, sig, user_siginfo(current, sig, SI_USER if group else SI_TKILL, t), t, group=group)
 
 
 def kill_pgrp_info(k: Machine, current: Task, sig: int, pgrp: Pid | None) -> None:

@@ -309,3 +309,26 @@ def test_a_waiter_wakes_only_for_a_child_it_waits_for(k: forklab.Kernel, init: f
     init.kill(parent.pid, SIGTERM)
     assert init.wait4(parent.pid) == (parent.pid, SIGTERM)
     k.check()
+
+
+def test_a_zombie_keeps_no_private_signals(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """Signals pending for a thread that dies are gone from its SigPnd; its process's ShdPnd stays."""
+    child = init.task(init.fork())
+    child.sigprocmask(forklab.SIG_BLOCK, 1 << (forklab.SIGUSR2 - 1))
+    init.tgkill(child.pid, child.pid, forklab.SIGUSR2)
+    init.kill(child.pid, forklab.SIGUSR2)
+    init.tgkill(child.pid, child.pid, SIGUSR1)
+    assert child.state == "Z"
+    assert (child.status()["SigPnd"], child.status()["ShdPnd"]) == ("0" * 16, "0000000000000800")
+
+
+def test_ptrace_kill_is_ignored_by_a_namespace_init_it_sees(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """PTRACE_KILL sends SIGKILL as the tracer (SEND_SIG_NOINFO), not as the kernel: a pid
+    namespace's init that the tracer can see ignores it, as the host's does."""
+    outside = init.task(init.fork())
+    ns_init = outside.task(outside.clone(forklab.CLONE_NEWPID | SIGCHLD))
+    tracer = ns_init.task(ns_init.fork())
+    tracer.ptrace(forklab.PTRACE_SEIZE, 1)
+    tracer.ptrace(forklab.PTRACE_KILL, 1)
+    assert ns_init.alive and ns_init.state == "R"
+    k.check()
