@@ -31,6 +31,7 @@ SIGNAL_CLD_STOPPED = 0x00000010
 SIGNAL_CLD_CONTINUED = 0x00000020
 SIGNAL_UNKILLABLE = 0x00000040
 SIGNAL_CLD_MASK = SIGNAL_CLD_STOPPED | SIGNAL_CLD_CONTINUED
+SIGNAL_STOP_MASK = SIGNAL_CLD_MASK | SIGNAL_STOP_STOPPED | SIGNAL_STOP_CONTINUED
 
 SI_USER = 0
 SI_KERNEL = 0x80
@@ -430,10 +431,15 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
         elif signal.group_stop_count:
             why = SIGNAL_CLD_STOPPED
         if why:
-            signal.flags = why | SIGNAL_STOP_CONTINUED
+            signal_set_stop_flags(signal, why | SIGNAL_STOP_CONTINUED)
             signal.group_stop_count = 0
             signal.group_exit_code = 0
     return not sig_ignored(p, sig, force)
+
+
+def signal_set_stop_flags(signal: SignalStruct, flags: int) -> None:
+    """The group's stop state changes; the other flags (SIGNAL_UNKILLABLE) stay."""
+    signal.flags = (signal.flags & ~SIGNAL_STOP_MASK) | flags
 
 
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
@@ -729,7 +735,7 @@ def task_participate_group_stop(t: Task) -> bool:
     if signal.group_stop_count:
         signal.group_stop_count -= 1
     if not signal.group_stop_count and not signal.flags & SIGNAL_STOP_STOPPED:
-        signal.flags = SIGNAL_STOP_STOPPED
+        signal_set_stop_flags(signal, SIGNAL_STOP_STOPPED)
         return True
     return False
 

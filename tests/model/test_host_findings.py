@@ -332,3 +332,15 @@ def test_ptrace_kill_is_ignored_by_a_namespace_init_it_sees(k: forklab.Kernel, i
     tracer.ptrace(forklab.PTRACE_KILL, 1)
     assert ns_init.alive and ns_init.state == "R"
     k.check()
+
+
+def test_a_stopped_namespace_init_stays_unkillable(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A group stop changes only the stop flags: a pid namespace's init, stopped from its parent
+    namespace, still drops the job-control signals it has no handler for."""
+    outside = init.task(init.fork())
+    ns_init = outside.task(outside.clone(forklab.CLONE_NEWPID | SIGCHLD))
+    outside.kill(ns_init.pid_in(outside), forklab.SIGSTOP)
+    assert ns_init.state == "T"
+    outside.kill(ns_init.pid_in(outside), forklab.SIGTSTP)
+    assert ns_init.status()["ShdPnd"] == "0" * 16
+    k.check()
