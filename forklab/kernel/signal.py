@@ -305,12 +305,21 @@ def task_set_jobctl_pending(t: Task, mask: int) -> bool:
     return True
 
 
-def task_clear_jobctl_pending(t: Task, mask: int) -> None:
+def task_clear_jobctl_pending(k: Machine, t: Task, mask: int) -> None:
     if mask & JOBCTL_STOP_PENDING:
         mask |= JOBCTL_STOP_CONSUME | JOBCTL_STOP_DEQUEUED
     t.jobctl &= ~mask
     if not t.jobctl & JOBCTL_PENDING_MASK:
+        task_clear_jobctl_trapping(k, t)
+
+
+def task_clear_jobctl_trapping(k: Machine, t: Task) -> None:
+    """The trap a new tracer waits for is taken (or will not be): the tracer goes on."""
+    from forklab.kernel.wait import wake_up
+
+    if t.jobctl & JOBCTL_TRAPPING:
         t.jobctl &= ~JOBCTL_TRAPPING
+        wake_up(k, k.bit_wait, key=t)
 
 
 # ---- sigaction / sigprocmask -------------------------------------------------------------
@@ -417,7 +426,7 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
         flush_sigqueue_mask(signal.shared_pending, stop_mask)
         for t in signal.thread_head:
             flush_sigqueue_mask(t.pending, stop_mask)
-            task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING)
+            task_clear_jobctl_pending(k, t, JOBCTL_STOP_PENDING)
             if not t.ptrace & PT_SEIZED:
                 t.jobctl &= ~JOBCTL_STOPPED
                 wake_up_state(k, t, __TASK_STOPPED)
@@ -716,7 +725,7 @@ def do_signal_stop(k: Machine, t: Task, signr: int) -> bool:
         # A traced thread stops in a trap its tracer sees (do_jobctl_trap), next time round.
         task_set_jobctl_pending(t, JOBCTL_TRAP_STOP)
         return False
-    notify = task_participate_group_stop(t)
+    notify = task_participate_group_stop(k, t)
     t.jobctl |= JOBCTL_STOPPED
     t.state = TASK_STOPPED
     deactivate(k, t)
@@ -725,11 +734,11 @@ def do_signal_stop(k: Machine, t: Task, signr: int) -> bool:
     return True
 
 
-def task_participate_group_stop(t: Task) -> bool:
+def task_participate_group_stop(k: Machine, t: Task) -> bool:
     """This thread's part of the group stop is done; True if it completed a fresh stop."""
     signal = t.signal
     consume = t.jobctl & JOBCTL_STOP_CONSUME
-    task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING)
+    task_clear_jobctl_pending(k, t, JOBCTL_STOP_PENDING)
     if not consume:
         return False
     if signal.group_stop_count:
@@ -798,11 +807,11 @@ def ptrace_stop(k: Machine, t: Task, exit_code: int, why: int, message: int, inf
     t.ptrace_message = message
     t.last_siginfo = info
     t.exit_code = exit_code
-    gstop_done = why == CLD_STOPPED and bool(t.jobctl & JOBCTL_STOP_PENDING) and task_participate_group_stop(t)
-    task_clear_jobctl_pending(t, JOBCTL_TRAP_STOP)
+    gstop_done = why == CLD_STOPPED and bool(t.jobctl & JOBCTL_STOP_PENDING) and task_participate_group_stop(k, t)
+    task_clear_jobctl_pending(k, t, JOBCTL_TRAP_STOP)
     if info is not None and info.code >> 8 == PTRACE_EVENT_STOP:  # a STOP trap clears NOTIFY
-        task_clear_jobctl_pending(t, JOBCTL_TRAP_NOTIFY)
-    t.jobctl &= ~JOBCTL_TRAPPING
+        task_clear_jobctl_pending(k, t, JOBCTL_TRAP_NOTIFY)
+    task_clear_jobctl_trapping(k, t)
     deactivate(k, t)
     if t.ptrace:
         do_notify_parent_cldstop(k, t, True, why)

@@ -344,3 +344,24 @@ def test_a_stopped_namespace_init_stays_unkillable(k: forklab.Kernel, init: fork
     outside.kill(ns_init.pid_in(outside), forklab.SIGTSTP)
     assert ns_init.status()["ShdPnd"] == "0" * 16
     k.check()
+
+
+def test_seizing_a_stopped_task_waits_for_its_trap(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """PTRACE_SEIZE of a stopped task returns once the tracee has re-trapped (JOBCTL_TRAPPING):
+    a tracer that is itself traced then has the SIGCHLD of that trap, and stops for its own
+    tracer before it returns, as on the host."""
+    tracer = init.task(init.fork())
+    child = tracer.task(tracer.fork())
+    tracer.kill(child.pid, forklab.SIGSTOP)
+    assert tracer.wait4(child.pid, forklab.WUNTRACED)[0] == child.pid  # type: ignore[index]
+    assert tracer.ptrace(forklab.PTRACE_SEIZE, child.pid) == 0
+    assert child.state == "t" and tracer.state == "R"
+    other = init.task(init.fork())
+    grandchild = other.task(other.fork())
+    other.kill(grandchild.pid, forklab.SIGSTOP)
+    init.ptrace(forklab.PTRACE_SEIZE, other.pid)
+    result = other.ptrace(forklab.PTRACE_SEIZE, grandchild.pid)
+    assert isinstance(result, forklab.Pending) and other.state == "t"
+    init.ptrace(forklab.PTRACE_CONT, other.pid)
+    assert result.done and result.result() == 0
+    k.check()
