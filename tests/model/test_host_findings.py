@@ -365,3 +365,13 @@ def test_seizing_a_stopped_task_waits_for_its_trap(k: forklab.Kernel, init: fork
     init.ptrace(forklab.PTRACE_CONT, other.pid)
     assert result.done and result.result() == 0
     k.check()
+
+
+def test_a_proc_file_follows_its_pid_through_an_exec_by_a_thread(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A /proc file names a struct pid: once a thread execs and takes the leader's pid over, the
+    leader's open comm file reads the new program's name (the host's did)."""
+    leader, (thread,) = threaded_child(init, 1)
+    fd = leader.open("/proc/self/comm", forklab.O_RDONLY)
+    thread.execve("/bin/sh", ["sh"])
+    assert thread.read(fd, 8) == b"sh\n"  # the files are shared: the same open file
+    k.check()
