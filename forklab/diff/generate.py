@@ -122,9 +122,9 @@ class Generator:
         return found
 
     def traced_threads(self, actor: str) -> bool:
-        """Does another thread of ``actor``'s process have a tracer?"""
-        me = self.side.names[actor].handle.task_struct
-        return any(t is not me and t.ptrace for t in me.signal.thread_head)
+        """Has ``actor``'s process several threads, one of them traced?"""
+        threads = self.side.names[actor].handle.task_struct.signal.thread_head
+        return len(threads) > 1 and any(t.ptrace for t in threads)
 
     def target(self, actor: str, tracees: bool = False, init: bool = True) -> str:
         """A task for ``actor`` to act on: mostly one of its own (children or tracees), else any
@@ -246,8 +246,9 @@ def act_wait(g: Generator, actor: str) -> None:
 
 
 def act_exec(g: Generator, actor: str) -> None:
-    # An exec waits for its other threads to be reaped, a traced one by its tracer (de_thread): the
-    # host cannot tell that sleep from a slow exec, so such an exec is not drawn.
+    # Not in a process of several threads with one traced: the exec waits for a traced thread to
+    # be reaped by its tracer (de_thread), or, traced itself, takes the leader's pid and stops
+    # before it can answer; the host cannot tell either from a slow exec.
     if actor != "t0" and not g.traced_threads(actor):
         g.play(f"{actor}.execve({one_of(g.rng, PATHS)!r}, ['x'])")
 

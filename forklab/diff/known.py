@@ -88,6 +88,19 @@ KNOWN: tuple[Known, ...] = (
         ),
     ),
     Known(
+        "attach-trap-race",
+        "PTRACE_ATTACH/SEIZE of a stopped task returns once the tracee has re-trapped; the tracee wakes"
+        " its tracer before it sends the trap's SIGCHLD, so a tracer that is itself traced stops for"
+        " that SIGCHLD either in its call (the model) or just after it (on the host, when it was quicker)",
+        lambda d: (
+            ("(PTRACE_SEIZE," in d.what or "(PTRACE_ATTACH," in d.what)
+            and (
+                (d.kind == "result" and (d.model, d.host) == ("pending", "0"))
+                or (d.kind == "pending" and (d.model, d.host) == ("0", "still asleep"))
+            )
+        ),
+    ),
+    Known(
         HOST_TIMING,
         "the sequence agreed when run again: on the host the outcome depended on timing (which of"
         " two CPUs ran first, how soon a dying task was released); the model is deterministic",

@@ -45,6 +45,13 @@ VFORK = "t3 = t1.vfork() (asleep since step 4)"
         (Difference(5, "result", "t2.ptrace(PTRACE_CONT, t6)", "0", "pending"), ""),
         (Difference(5, "result", "t2.ptrace(PTRACE_KILL, t6)", "pending", "0"), ""),
         (Difference(7, "pending", "t2.wait4(t6, 0) (asleep since step 6)", "still asleep", "0"), ""),
+        (Difference(5, "result", "t9.ptrace(PTRACE_SEIZE, t3, 0, 0)", "pending", "0"), "attach-trap-race"),
+        (
+            Difference(6, "pending", "t9.ptrace(PTRACE_ATTACH, t3) (asleep since step 5)", "0", "still asleep"),
+            "attach-trap-race",
+        ),
+        (Difference(5, "result", "t9.ptrace(PTRACE_SEIZE, t3, 0, 0)", "0", "pending"), ""),
+        (Difference(5, "result", "t9.ptrace(PTRACE_CONT, t3, 0, 0)", "pending", "0"), ""),
         (Difference(5, "status", "pid 3 State", "R (running)", "S (sleeping)"), ""),
         (Difference(5, "result", "t1.getpid()", "2", "3"), ""),
     ],
