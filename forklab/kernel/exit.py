@@ -34,6 +34,7 @@ from forklab.kernel.pid import (
     pid_nr,
     pid_nr_ns,
     pid_task,
+    pid_tasks,
     put_pid,
 )
 from forklab.kernel.pid_namespace import PIDNS_ADDING, task_active_pid_ns
@@ -63,7 +64,7 @@ from forklab.kernel.task import (
 from forklab.kernel.trace import trace_sched_process_exit, trace_sched_process_wait
 from forklab.kernel.wait import WouldBlock
 from forklab.uapi import errno as E
-from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGKILL
+from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGHUP, SIGKILL
 from forklab.uapi.wait import (
     __WALL,
     __WCLONE,
@@ -192,6 +193,8 @@ def exit_notify(k: Machine, tsk: Task, group_dead: bool) -> None:
 
 def finish_exit_notify(k: Machine, tsk: Task, group_dead: bool, reaper: Task, dead: list[Task]) -> None:
     forget_original_parent(k, tsk, reaper, dead)
+    if group_dead:
+        kill_orphaned_pgrp(k, tsk.group_leader, None)
     tsk.exit_state = EXIT_ZOMBIE
     if tsk.ptrace:
         # The tracer hears of every traced thread's death; with the exit signal only if it is
@@ -293,6 +296,46 @@ def reparent_leader(k: Machine, father: Task, p: Task, dead: list[Task]) -> None
     if zombie and do_notify_parent(k, p, p.exit_signal):
         p.exit_state = EXIT_DEAD
         dead.append(p)
+    kill_orphaned_pgrp(k, p, father)
+
+
+def kill_orphaned_pgrp(k: Machine, tsk: Task, parent: Task | None) -> None:
+    """POSIX 3.2.2.2: a process group that this exit (``parent`` None) or this reparenting (from
+    ``parent``) leaves with no parent in another group of its session, and that has a stopped
+    job, gets SIGHUP and then SIGCONT."""
+    pgrp = tsk.signal.pids[PIDTYPE_PGID]
+    ignored: Task | None = tsk
+    if parent is None:
+        parent = tsk.real_parent
+    else:
+        ignored = None  # the child has its new parent already
+    if pgrp is None or parent is None:
+        return
+    if (
+        parent.signal.pids[PIDTYPE_PGID] is not pgrp
+        and parent.signal.pids[PIDTYPE_SID] is tsk.signal.pids[PIDTYPE_SID]
+        and will_become_orphaned_pgrp(pgrp, ignored)
+        and any(p.signal.flags & SIGNAL_STOP_STOPPED for p in pid_tasks(pgrp, PIDTYPE_PGID))
+    ):
+        for sig in (SIGHUP, SIGCONT):
+            for p in pid_tasks(pgrp, PIDTYPE_PGID):
+                send_sig(k, sig, p, group=True)
+
+
+def will_become_orphaned_pgrp(pgrp: Pid, ignored: Task | None) -> bool:
+    """No member of the group (but ``ignored``) has a parent in another group of the same session."""
+    from forklab.kernel.signal import is_global_init
+
+    for p in pid_tasks(pgrp, PIDTYPE_PGID):
+        parent = p.real_parent
+        if p is ignored or (p.exit_state and thread_group_empty(p)) or parent is None or is_global_init(parent):
+            continue
+        if (
+            parent.signal.pids[PIDTYPE_PGID] is not pgrp
+            and parent.signal.pids[PIDTYPE_SID] is p.signal.pids[PIDTYPE_SID]
+        ):
+            return False
+    return True
 
 
 def thread_group_empty(p: Task) -> bool:

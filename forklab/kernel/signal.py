@@ -676,22 +676,12 @@ def deliver_signal(k: Machine, t: Task, sig: int) -> int | None:
 
 
 def is_current_pgrp_orphaned(t: Task) -> bool:
-    """No member of the process group has a parent in another group of the same session."""
-    from forklab.kernel.exit import thread_group_empty
-    from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_SID, pid_tasks
+    from forklab.kernel.exit import will_become_orphaned_pgrp
+    from forklab.kernel.pid import PIDTYPE_PGID
 
     pgrp = t.signal.pids[PIDTYPE_PGID]
     assert pgrp is not None
-    for p in pid_tasks(pgrp, PIDTYPE_PGID):
-        parent = p.real_parent
-        if (p.exit_state and thread_group_empty(p)) or parent is None or is_global_init(parent):
-            continue
-        if (
-            parent.signal.pids[PIDTYPE_PGID] is not pgrp
-            and parent.signal.pids[PIDTYPE_SID] is p.signal.pids[PIDTYPE_SID]
-        ):
-            return False
-    return True
+    return will_become_orphaned_pgrp(pgrp, None)
 
 
 def is_global_init(t: Task) -> bool:

@@ -375,3 +375,35 @@ def test_a_proc_file_follows_its_pid_through_an_exec_by_a_thread(k: forklab.Kern
     thread.execve("/bin/sh", ["sh"])
     assert thread.read(fd, 8) == b"sh\n"  # the files are shared: the same open file
     k.check()
+
+
+def test_an_exit_that_orphans_a_stopped_group_sends_it_sighup_and_sigcont(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
+    """POSIX 3.2.2.2, as the host did it: a process group whose last parent in another group of
+    the session exits, and which has a stopped member, gets SIGHUP then SIGCONT (the stopped
+    member wakes and dies of the SIGHUP)."""
+    session = init.task(init.fork())
+    session.setsid()
+    middle = session.task(session.fork())
+    stopped, running = (middle.task(middle.fork()) for _ in range(2))
+    middle.setpgid(0, 0)  # the children's group keeps a parent outside it: middle
+    session.kill(stopped.pid_in(session), forklab.SIGSTOP)
+    assert stopped.state == "T"
+    middle.exit_group(1)  # their group is orphaned now (their new parent, init, is another session's)
+    assert (stopped.state, running.state) == ("Z", "Z")
+    assert running.status()["ShdPnd"] == "0000000000000001"  # died of SIGHUP, SIGCONT came too late
+    k.check()
+
+
+def test_an_exit_that_orphans_a_group_without_stopped_jobs_sends_nothing(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
+    session = init.task(init.fork())
+    session.setsid()
+    middle = session.task(session.fork())
+    child = middle.task(middle.fork())
+    middle.setpgid(0, 0)
+    middle.exit_group(1)
+    assert child.state == "R" and child.status()["ShdPnd"] == "0" * 16
+    k.check()
