@@ -393,6 +393,8 @@ def send_signal_locked(k: Machine, sig: int, info: SigInfo, t: Task, group: bool
         info.pid = 0
     if not prepare_signal(k, sig, t, force):
         return
+    if not group and t.exit_state:
+        return  # a zombie thread keeps no signal of its own (none shows on the host 6.18.44)
     pending = t.signal.shared_pending if group else t.pending
     bit = S.sigmask(sig)
     # Non-realtime signals are not queued twice.

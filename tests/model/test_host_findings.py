@@ -407,3 +407,14 @@ def test_an_exit_that_orphans_a_group_without_stopped_jobs_sends_nothing(
     middle.exit_group(1)
     assert child.state == "R" and child.status()["ShdPnd"] == "0" * 16
     k.check()
+
+
+def test_a_zombie_thread_signalled_alone_keeps_nothing(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """tgkill to a leader that has exited while its threads live returns 0 and queues nothing."""
+    leader, (thread,) = threaded_child(init, 1)
+    leader.exit(64)
+    for sig in (forklab.SIGTSTP, SIGUSR1):
+        init.tgkill(leader.pid, leader.pid, sig)
+    assert leader.state == "Z" and leader.status()["SigPnd"] == "0" * 16
+    assert thread.state == "R" and thread.status()["SigPnd"] == "0" * 16
+    k.check()
