@@ -16,6 +16,7 @@ from typing import Protocol, TypeVar
 
 from forklab.diff.script import Scenario, ScenarioError, Step, parse_line
 from forklab.diff.sides import OK, PENDING, ModelSide, Outcome
+from forklab.kernel.task import Task
 from forklab.uapi.flags import flag_names
 from forklab.uapi.sched import PTHREAD_FLAGS
 
@@ -112,7 +113,7 @@ class Generator:
         """The live tasks that ``actor`` traces, or (``tracees`` False) its own children."""
         from forklab.diff.sides import TaskRef
 
-        me = self.side.names[actor].handle.task_struct
+        me = self.task_of(actor)
         found = []
         for name, ref in self.side.names.items():
             if isinstance(ref, TaskRef) and ref.handle is not None and ref.handle.alive:
@@ -121,9 +122,16 @@ class Generator:
                     found.append(name)
         return found
 
+    def in_init(self, actor: str) -> bool:
+        """Is ``actor`` a thread of the sandbox's init?"""
+        return self.task_of(actor).signal is self.task_of("t0").signal
+
+    def task_of(self, name: str) -> Task:
+        return self.side.names[name].handle.task_struct  # type: ignore[no-any-return]
+
     def traced_threads(self, actor: str) -> bool:
         """Has ``actor``'s process several threads, one of them traced?"""
-        threads = self.side.names[actor].handle.task_struct.signal.thread_head
+        threads = self.task_of(actor).signal.thread_head
         return len(threads) > 1 and any(t.ptrace for t in threads)
 
     def target(self, actor: str, tracees: bool = False, init: bool = True) -> str:
@@ -233,9 +241,10 @@ def act_clone3(g: Generator, actor: str) -> None:
 
 
 def act_exit(g: Generator, actor: str) -> None:
-    if actor == "t0" and g.rng.random() < 0.9:
-        return  # the sandbox's init rarely: its death ends everything
     call = one_of(g.rng, ("exit", "exit", "exit_group"))
+    ends_init = actor == "t0" or (call == "exit_group" and g.in_init(actor))
+    if ends_init and g.rng.random() < 0.9:
+        return  # the sandbox's init rarely: its death ends everything, all its tasks dying at once
     g.play(f"{actor}.{call}({g.rng.randint(0, 255)})")
 
 

@@ -236,7 +236,8 @@ def find_alive_thread(p: Task) -> Task | None:
 
 
 def find_child_reaper(k: Machine, father: Task, dead: list[Task]) -> Task | None:
-    """The namespace's reaper; if ``father`` is it, another live thread takes over, else None."""
+    """The namespace's reaper; if ``father`` is it, another live thread takes over, else None
+    (and the tasks in ``dead`` are released at once)."""
     pid_ns = task_active_pid_ns(father)
     reaper = pid_ns.child_reaper
     if reaper is not father:
@@ -246,6 +247,10 @@ def find_child_reaper(k: Machine, father: Task, dead: list[Task]) -> Task | None
     if reaper is not None:
         pid_ns.child_reaper = reaper
         return reaper
+    # The namespace dies with it: its tracees released so far go now, before the wait for the rest.
+    for p in dead:
+        release_task(k, p)
+    dead.clear()
     return None
 
 

@@ -418,3 +418,22 @@ def test_a_zombie_thread_signalled_alone_keeps_nothing(k: forklab.Kernel, init: 
     assert leader.state == "Z" and leader.status()["SigPnd"] == "0" * 16
     assert thread.state == "R" and thread.status()["SigPnd"] == "0" * 16
     k.check()
+
+
+def test_a_dying_namespace_init_releases_its_dead_tracees_before_it_waits(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
+    """A pid namespace's init that traces a zombie child and ignores its children (SA_NOCLDWAIT)
+    releases it when it lets it go at exit, before it waits for the namespace to empty: its exit
+    does not wait for ever (find_child_reaper releases the dead list first)."""
+    outside = init.task(init.fork())
+    ns_init = outside.task(outside.clone(forklab.CLONE_NEWPID | SIGCHLD))
+    child = ns_init.task(ns_init.fork())
+    ns_init.ptrace(forklab.PTRACE_SEIZE, child.pid_in(ns_init))
+    ns_init.sigaction(SIGCHLD, 0, forklab.SA_NOCLDWAIT)
+    child.exit(3)
+    assert child.state == "Z"
+    nr = ns_init.pid_in(outside)
+    assert ns_init.exit(0) is None  # gone at once
+    assert outside.wait4(nr) == (nr, 0)
+    k.check()
