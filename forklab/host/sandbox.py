@@ -64,7 +64,7 @@ RECV_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
 BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 # Calls that set other tasks in motion (a signal's delivery, deaths, a vfork parent's wakeup):
 # they return once the sandbox is still again, as does any call while another task is pending.
-STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve"})
+STIRS = frozenset({"kill", "tgkill", "pidfd_send_signal", "ptrace", "sigprocmask", "exit", "exit_group", "execve"})
 EXIT_SECOND_LOOK = 0.005  # seconds
 RELEASE_GRACE = 0.001  # seconds
 SECOND_LOOK = 0.0003  # seconds
