@@ -437,3 +437,16 @@ def test_a_dying_namespace_init_releases_its_dead_tracees_before_it_waits(
     assert ns_init.exit(0) is None  # gone at once
     assert outside.wait4(nr) == (nr, 0)
     k.check()
+
+
+def test_process_group_zero_never_reaches_the_idle_task(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """init_task points at init_struct_pid but is on none of its lists: when init's process group
+    (pid 0's) is orphaned with a stopped job, SIGHUP and SIGCONT reach its members, never swapper."""
+    middle = init.task(init.fork())
+    child = middle.task(middle.fork())
+    middle.setpgid(0, 0)
+    middle.kill(child.pid_in(middle), forklab.SIGSTOP)
+    middle.exit(0)
+    assert child.state == "Z"  # SIGHUP, then SIGCONT woke it to die of it
+    assert k.machine.init_task.files is not None and k.machine.init_task.state == 0
+    k.check()
