@@ -373,8 +373,9 @@ class TaskHandle:
         all zero under WNOHANG if none has; a Pending if it sleeps."""
         return self._call("waitid", lambda k, t: kexit.kernel_waitid(k, t, idtype, id, options))  # type: ignore[no-any-return]
 
-    def ptrace(self, request: int, pid: int, addr: int = 0, data: int = 0) -> int:
-        """PTRACE_GETEVENTMSG writes the message to ``data``, an address in this task's memory."""
+    def ptrace(self, request: int, pid: int, addr: int = 0, data: int = 0) -> int | Pending:
+        """PTRACE_GETEVENTMSG writes the message to ``data``, an address in this task's memory. A
+        Pending if the caller stopped on its way out (a traced tracer told of its tracee's trap)."""
         return self._call("ptrace", lambda k, t: kptrace.sys_ptrace(k, t, request, pid, addr, data))  # type: ignore[no-any-return]
 
     def pidfd_open(self, pid: int, flags: int = 0) -> int:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from forklab.diff.script import Scenario, ScenarioError, Step, parse_line
 from forklab.diff.sides import OK, PENDING, ModelSide, Outcome
+from forklab.kernel.task import Task
 from forklab.uapi.flags import flag_names
 from forklab.uapi.sched import PTHREAD_FLAGS
-
-if TYPE_CHECKING:
-    from forklab.kernel.task import Task
 
 T = TypeVar("T")
 
@@ -44,11 +42,26 @@ UNSHARE_BITS = (
 PATHS = ("/bin/ls", "/bin/sh", "/sbin/getty", "/nope", "/tmp", "/dev/null")
 FILES = ("/dev/null", "/tmp/a", "/tmp/b", "/proc/self/comm", "/nope/x")
 SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGTERM", "SIGKILL", "SIGCONT", "0")
-PTRACE_OPTIONS = (
+WAIT_OPTIONS = (
+    "0", "WNOHANG", "__WALL", "WNOHANG | __WALL", "__WCLONE | WNOHANG", "WNOHANG | __WNOTHREAD", "0x4000",
+    "WUNTRACED | WNOHANG", "WCONTINUED | WNOHANG", "WUNTRACED | WCONTINUED", "WUNTRACED | WCONTINUED | __WALL",
+)  # fmt: skip
+# Job control: stops, and the signal that ends them.
+STOP_SIGNALS = ("SIGSTOP", "SIGTSTP", "SIGCONT", "SIGCONT")
+WAITID_TYPES = ("P_ALL", "P_ALL", "P_PID", "P_PGID")
+WAITID_OPTIONS = ("WEXITED", "WSTOPPED", "WCONTINUED", "WNOWAIT", "WNOHANG", "WNOHANG", "__WALL")
+PIDFD_FLAGS = ("0", "0", "PIDFD_THREAD", "PIDFD_NONBLOCK", "PIDFD_THREAD | PIDFD_NONBLOCK")
+PIDFD_SCOPES = ("0", "0", "0", "PIDFD_SIGNAL_THREAD", "PIDFD_SIGNAL_THREAD_GROUP", "PIDFD_SIGNAL_PROCESS_GROUP")
+PIDFD_SIGNALS = ("SIGSTOP", "SIGCONT", "SIGUSR1", "SIGKILL", "SIGTSTP", "0")
+# Trace options without the event options of fork, vfork, clone, exec and exit (drawn elsewhere).
+PTRACE_OPTIONS = ("0", "0", "PTRACE_O_EXITKILL", "PTRACE_O_TRACESYSGOOD")
+PTRACE_CONT_SIGNALS = ("0", "0", "0", "SIGCONT", "SIGSTOP", "SIGUSR1")
+# The event options: a tracee stops at its forks, clones, vforks, execs and exits, its new children
+# traced from birth.
+EVENT_OPTIONS = (
     "PTRACE_O_TRACEFORK", "PTRACE_O_TRACEVFORK", "PTRACE_O_TRACECLONE", "PTRACE_O_TRACEEXEC", "PTRACE_O_TRACEEXIT",
     "PTRACE_O_TRACEVFORKDONE",
 )  # fmt: skip
-WAIT_OPTIONS = ("0", "WNOHANG", "__WALL", "WNOHANG | __WALL", "__WCLONE | WNOHANG", "WNOHANG | __WNOTHREAD", "0x4000")
 
 
 class Chooser(Protocol):
@@ -76,6 +89,7 @@ class Generator:
         self.steps: list[Step] = []
         self.counter = 0
         self.fds: dict[str, str] = {}  # fd name -> the task that opened it
+        self.pidfds: dict[str, str] = {}  # the pidfds among them
         # Address name -> (length, the address spaces it means something in: the one it was
         # mapped in and those forked from it; exec starts a new one). Across address spaces
         # an address means nothing: the host lays out each one at random.
@@ -101,36 +115,52 @@ class Generator:
 
         return [name for name, ref in self.side.names.items() if isinstance(ref, TaskRef)]
 
-    def stopped_tracees(self, tracer: str) -> list[str]:
-        """The tasks ``tracer`` traces that sit in a ptrace stop, waiting for it."""
+    def related(self, actor: str, tracees: bool) -> list[str]:
+        """The live tasks that ``actor`` traces, or (``tracees`` False) its own children."""
         from forklab.diff.sides import TaskRef
 
-        ref = self.side.names[tracer]
-        assert isinstance(ref, TaskRef)
-        return [
-            name
-            for name, other in self.side.names.items()
-            if isinstance(other, TaskRef)
-            and other.handle is not None
-            and other.handle.alive
-            and other.handle.state == "t"
-            and other.handle.task_struct.ptrace
-            and other.handle.task_struct.parent is ref.handle.task_struct
-        ]
+        me = self.task_of(actor)
+        found = []
+        for name, ref in self.side.names.items():
+            if isinstance(ref, TaskRef) and ref.handle is not None and ref.handle.alive:
+                task = ref.handle.task_struct
+                if (task.ptrace and task.parent is me) if tracees else task.real_parent is me:
+                    found.append(name)
+        return found
 
-    def threads_of(self, name: str) -> list[Task]:
-        return list(self.side.names[name].handle.task_struct.signal.thread_head)
+    def in_init(self, actor: str) -> bool:
+        """Is ``actor`` a thread of the sandbox's init?"""
+        return self.task_of(actor).signal is self.task_of("t0").signal
+
+    def task_of(self, name: str) -> Task:
+        return self.side.names[name].handle.task_struct  # type: ignore[no-any-return]
+
+    def traced_threads(self, actor: str) -> bool:
+        """Has ``actor``'s process several threads, one of them traced?"""
+        threads = self.task_of(actor).signal.thread_head
+        return len(threads) > 1 and any(t.ptrace for t in threads)
+
+    def stopped_tracees(self, tracer: str) -> list[str]:
+        """The tasks ``tracer`` traces that sit in a ptrace stop, waiting for it."""
+        return [name for name in self.related(tracer, tracees=True) if self.side.names[name].handle.state == "t"]
 
     def traced(self, name: str) -> bool:
-        return any(thread.ptrace for thread in self.threads_of(name))
+        return any(thread.ptrace for thread in self.task_of(name).signal.thread_head)
 
     def tracing(self, name: str) -> bool:
-        return any(thread.ptraced for thread in self.threads_of(name))
+        return any(thread.ptraced for thread in self.task_of(name).signal.thread_head)
 
     def tracer_of(self, name: str) -> str | None:
         """The ready task that traces ``name``, if there is one."""
-        task = self.side.names[name].handle.task_struct
-        return next((t for t in self.ready_tasks() if name in self.stopped_tracees(t)), None) if task.ptrace else None
+        return next((t for t in self.ready_tasks() if name in self.stopped_tracees(t)), None)
+
+    def target(self, actor: str, tracees: bool = False, init: bool = True) -> str:
+        """A task for ``actor`` to act on: mostly one of its own (children or tracees), else any
+        (but the sandbox's init, unless ``init``)."""
+        own = self.related(actor, tracees)
+        if own and self.rng.random() < 0.8:
+            return self.rng.choice(own)
+        return self.rng.choice([name for name in self.tasks() if init or name != "t0"])
 
     def play(self, line: str) -> Outcome:
         """Add one step (a line of the sequence language) and run it on the model."""
@@ -240,9 +270,10 @@ def act_clone3(g: Generator, actor: str) -> None:
 
 
 def act_exit(g: Generator, actor: str) -> None:
-    if actor == "t0" and g.rng.random() < 0.9:
-        return  # the sandbox's init rarely: its death ends everything
     call = one_of(g.rng, ("exit", "exit", "exit_group"))
+    ends_init = actor == "t0" or (call == "exit_group" and g.in_init(actor))
+    if ends_init and g.rng.random() < 0.9:
+        return  # the sandbox's init rarely: its death ends everything, all its tasks dying at once
     g.play(f"{actor}.{call}({g.rng.randint(0, 255)})")
 
 
@@ -253,7 +284,10 @@ def act_wait(g: Generator, actor: str) -> None:
 
 
 def act_exec(g: Generator, actor: str) -> None:
-    if actor != "t0":
+    # Not in a process of several threads with one traced: the exec waits for a traced thread to
+    # be reaped by its tracer (de_thread), or, traced itself, takes the leader's pid and stops
+    # before it can answer; the host cannot tell either from a slow exec.
+    if actor != "t0" and not g.traced_threads(actor):
         g.play(f"{actor}.execve({one_of(g.rng, PATHS)!r}, ['x'])")
 
 
@@ -323,6 +357,105 @@ def act_signals(g: Generator, actor: str) -> None:
         g.play(f"{actor}.kill({target}, {one_of(g.rng, SIGNALS)})")
 
 
+def act_jobctl(g: Generator, actor: str) -> None:
+    signal = one_of(g.rng, STOP_SIGNALS)
+    target = g.target(actor)
+    if g.rng.random() < 0.8:
+        g.play(f"{actor}.kill({target}, {signal})")
+    else:
+        g.play(f"{actor}.tgkill({target}, {target}, {signal})")
+
+
+def act_pgrp(g: Generator, actor: str) -> None:
+    """A process group of its own: job-control stops act only in a group that is not orphaned."""
+    if g.rng.random() < 0.7:
+        g.play(f"{actor}.setpgid(0, 0)")
+    else:
+        g.play(f"{actor}.setpgid({g.target(actor)}, 0)")
+
+
+def act_waitid(g: Generator, actor: str) -> None:
+    idtype = one_of(g.rng, WAITID_TYPES)
+    ident = {"P_ALL": "0", "P_PID": g.target(actor), "P_PGID": one_of(g.rng, ("0", g.target(actor)))}[idtype]
+    options = some_of(g.rng, WAITID_OPTIONS, 3)
+    g.play(f"{actor}.waitid({idtype}, {ident}, {options})")
+
+
+def act_pidfd(g: Generator, actor: str) -> None:
+    pidfds = sorted(g.pidfds)
+    if g.rng.random() < 0.4 or not pidfds:
+        fd = g.fresh("fd")
+        if g.play(f"{fd} = {actor}.pidfd_open({g.target(actor)}, {one_of(g.rng, PIDFD_FLAGS)})").status == OK:
+            g.fds[fd] = actor
+            g.pidfds[fd] = actor
+        return
+    fd = g.rng.choice(pidfds)
+    if g.rng.random() < 0.6:
+        g.play(f"{actor}.pidfd_send_signal({fd}, {one_of(g.rng, PIDFD_SIGNALS)}, {one_of(g.rng, PIDFD_SCOPES)})")
+    else:
+        g.play(f"{actor}.waitid(P_PIDFD, {fd}, {some_of(g.rng, WAITID_OPTIONS, 3)})")
+
+
+def act_ptrace(g: Generator, actor: str) -> None:
+    """Trace a task (mostly a child of the actor's), then often act on it as its tracer at once."""
+    if g.related(actor, tracees=True) and g.rng.random() < 0.85:
+        tracer_request(g, actor, g.target(actor, tracees=True))
+        return
+    if g.tasks() == ["t0"]:
+        return
+    # Never the sandbox's init: its tracer's death (PTRACE_O_EXITKILL) would end the sandbox.
+    target = g.target(actor, init=False)
+    # No chains of tracers: a traced tracer races with the stops it causes, and tracers in a
+    # ring, killed, each wait in their exit event for the other, for ever.
+    if g.traced(actor) or g.tracing(target):
+        return
+    if g.rng.random() < 0.6:
+        line = f"{actor}.ptrace(PTRACE_SEIZE, {target}, 0, {trace_options(g)})"
+    else:
+        line = f"{actor}.ptrace(PTRACE_ATTACH, {target})"
+    if g.play(line).status == OK and actor in g.ready_tasks() and g.rng.random() < 0.5:
+        tracer_request(g, actor, target)
+
+
+def tracer_request(g: Generator, actor: str, tracee: str) -> None:
+    """Let the tracee go, stop it, kill it, set its options, or wait for it."""
+    request = one_of(g.rng, ("CONT", "CONT", "WAIT", "WAIT", "DETACH", "INTERRUPT", "SETOPTIONS", "KILL"))
+    if request == "WAIT":
+        g.play(f"{actor}.wait4({tracee}, {one_of(g.rng, ('__WALL', '__WALL | WNOHANG', 'WNOHANG', '0'))})")
+    elif request in ("CONT", "DETACH"):
+        g.play(f"{actor}.ptrace(PTRACE_{request}, {tracee}, 0, {one_of(g.rng, PTRACE_CONT_SIGNALS)})")
+    elif request == "SETOPTIONS":
+        g.play(f"{actor}.ptrace(PTRACE_SETOPTIONS, {tracee}, 0, {trace_options(g)})")
+    else:
+        g.play(f"{actor}.ptrace(PTRACE_{request}, {tracee})")
+
+
+def trace_options(g: Generator) -> str:
+    """Options for SEIZE or SETOPTIONS; event options about half the time."""
+    options = one_of(g.rng, PTRACE_OPTIONS)
+    return f"{options} | {some_of(g.rng, EVENT_OPTIONS, 3)}" if g.rng.random() < 0.5 else options
+
+
+def continue_tracee(g: Generator, tracer: str, tracee: str) -> None:
+    """What a debugger does at a stop: wait for it, perhaps read the event's message or change the
+    options, and continue."""
+    g.play(f"{tracer}.wait4({tracee}, __WALL | WNOHANG)")
+    if g.rng.random() < 0.3:
+        words = words_for(g, tracer)
+        g.play(f"{tracer}.ptrace(PTRACE_GETEVENTMSG, {tracee}, 0, {words})")
+        g.play(f"{tracer}.peek({words}, 8)")
+    if g.rng.random() < 0.2:
+        g.play(f"{tracer}.ptrace(PTRACE_SETOPTIONS, {tracee}, 0, {trace_options(g)})")
+    g.play(f"{tracer}.ptrace(PTRACE_CONT, {tracee}, 0, 0)")
+
+
+def release_newborn(g: Generator, child: str) -> None:
+    """A vfork child traced from birth is stopped: its tracer lets it go, so it can exec or exit."""
+    tracer = g.tracer_of(child)
+    if tracer is not None:
+        continue_tracee(g, tracer, child)
+
+
 def act_memory(g: Generator, actor: str) -> None:
     choice = g.rng.random()
     own = g.maps_of(actor)
@@ -349,47 +482,6 @@ def act_subreaper(g: Generator, actor: str) -> None:
 
 def act_pdeath(g: Generator, actor: str) -> None:
     g.play(f"{actor}.prctl(PR_SET_PDEATHSIG, {one_of(g.rng, ('SIGKILL', 'SIGUSR1', '0'))})")
-
-
-def act_ptrace(g: Generator, actor: str) -> None:
-    """Attach to a task (seized with some event options, or attached), or let a stopped tracee go."""
-    stopped = g.stopped_tracees(actor)
-    if stopped:
-        continue_tracee(g, actor, g.rng.choice(stopped))
-        return
-    # No chains of tracers: a traced tracer races with the stops it causes (a tracee's stop tells
-    # it with SIGCHLD, which stops it in turn, on the host before or after its call returns), and
-    # tracers in a ring, killed, each wait in their exit event for the other, for ever.
-    if g.traced(actor):
-        return
-    targets = tuple(name for name in g.tasks() if name != "t0" and not g.tracing(name))
-    if not targets:
-        return
-    target = one_of(g.rng, targets)
-    if g.rng.random() < 0.7:
-        g.play(f"{actor}.ptrace(PTRACE_SEIZE, {target}, 0, {some_of(g.rng, PTRACE_OPTIONS, 3)})")
-    else:
-        g.play(f"{actor}.ptrace(PTRACE_ATTACH, {target})")
-
-
-def continue_tracee(g: Generator, tracer: str, tracee: str) -> None:
-    """What a debugger does at a stop: wait for it, perhaps read the event's message or change the
-    options, and continue."""
-    g.play(f"{tracer}.wait4({tracee}, __WALL | WNOHANG)")
-    if g.rng.random() < 0.3:
-        words = words_for(g, tracer)
-        g.play(f"{tracer}.ptrace(PTRACE_GETEVENTMSG, {tracee}, 0, {words})")
-        g.play(f"{tracer}.peek({words}, 8)")
-    if g.rng.random() < 0.2:
-        g.play(f"{tracer}.ptrace(PTRACE_SETOPTIONS, {tracee}, 0, {some_of(g.rng, PTRACE_OPTIONS, 3)})")
-    g.play(f"{tracer}.ptrace(PTRACE_CONT, {tracee}, 0, 0)")
-
-
-def release_newborn(g: Generator, child: str) -> None:
-    """A vfork child traced from birth is stopped: its tracer lets it go, so it can exec or exit."""
-    tracer = g.tracer_of(child)
-    if tracer is not None:
-        continue_tracee(g, tracer, child)
 
 
 def act_sched(g: Generator, actor: str) -> None:
@@ -448,7 +540,11 @@ ACTIONS: tuple[tuple[Callable[[Generator, str], None], int], ...] = (
     (act_pdeath, 2),
     (act_subreaper, 2),
     (act_sched, 2),
-    (act_ptrace, 3),
+    (act_jobctl, 5),
+    (act_pgrp, 2),
+    (act_waitid, 4),
+    (act_pidfd, 4),
+    (act_ptrace, 7),
 )
 
 

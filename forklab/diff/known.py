@@ -69,13 +69,10 @@ KNOWN: tuple[Known, ...] = (
     Known(
         "vfork-release-race",
         "a vfork child's exit wakes its parent before it sends the exit signal: on the host the parent"
-        " may return from vfork first, then die of that signal (or, traced, stop for it); the model"
-        " finishes the child's exit first, so its parent takes the signal before vfork returns",
-        lambda d: (
-            d.kind == "pending"
-            and ("vfork(" in d.what or "CLONE_VFORK" in d.what)
-            and (_gone_and_a_pid(d) or (d.model == "still asleep" and d.host.isdigit()))
-        ),
+        " may return from vfork first, then die of that signal (or, traced, stop for it; always so when"
+        " the child drops a mount namespace, which waits an RCU grace period in between); the model"
+        " finishes the child's exit first",
+        lambda d: d.kind == "pending" and ("vfork(" in d.what or "CLONE_VFORK" in d.what) and _released_first(d),
     ),
     Known(
         "tracer-death-race",
@@ -92,9 +89,27 @@ KNOWN: tuple[Known, ...] = (
     Known(
         "kill-return-race",
         "a task killed by the caller may die, and send its exit signal to the caller, before the caller"
-        " is back in user space (on the host, when both share a CPU); the model returns to the caller first",
+        " is back in user space (on the host, when both share a CPU): the caller dies of it or, traced,"
+        " stops for it in its call; the model returns to the caller first",
         lambda d: (
-            d.kind == "result" and (".kill(" in d.what or ".tgkill(" in d.what) and d.model == "0" and d.host == "gone"
+            _killing_call(d.what)
+            and (
+                (d.kind == "result" and d.model == "0" and d.host in ("gone", "pending"))
+                or (d.kind == "pending" and d.model == "still asleep" and d.host == "0")
+            )
+        ),
+    ),
+    Known(
+        "attach-trap-race",
+        "PTRACE_ATTACH/SEIZE of a stopped task returns once the tracee has re-trapped; the tracee wakes"
+        " its tracer before it sends the trap's SIGCHLD, so a tracer that is itself traced stops for"
+        " that SIGCHLD either in its call (the model) or just after it (on the host, when it was quicker)",
+        lambda d: (
+            ("(PTRACE_SEIZE," in d.what or "(PTRACE_ATTACH," in d.what)
+            and (
+                (d.kind == "result" and (d.model, d.host) == ("pending", "0"))
+                or (d.kind == "pending" and (d.model, d.host) == ("0", "still asleep"))
+            )
         ),
     ),
     Known(
@@ -111,8 +126,15 @@ KNOWN: tuple[Known, ...] = (
 )
 
 
-def _gone_and_a_pid(d: Difference) -> bool:
-    """One side's call ended with the task gone, the other's with a number."""
+def _killing_call(what: str) -> bool:
+    return any(call in what for call in (".kill(", ".tgkill(", ".pidfd_send_signal(", "(PTRACE_KILL,"))
+
+
+def _released_first(d: Difference) -> bool:
+    """The host's parent returned a pid where the model's stopped or died of the child's exit
+    signal; or one side's call ended with the task gone, the other's with a number."""
+    if d.model == "still asleep" and d.host.isdigit():
+        return True
     number, gone = sorted((d.model, d.host))  # digits sort before letters
     return number.isdigit() and gone == "gone"
 

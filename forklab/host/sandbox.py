@@ -67,7 +67,9 @@ BACKOFF = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 # Calls that set other tasks in motion (a signal's delivery, deaths, a vfork parent's wakeup, a
 # tracee let go, a traced zombie handed to its real parent, who is sent SIGCHLD): they return
 # once the sandbox is still again, as does any call while another task is pending.
-STIRS = frozenset({"kill", "tgkill", "exit", "exit_group", "execve", "ptrace", "wait4", "waitid"})
+STIRS = frozenset(
+    {"kill", "tgkill", "pidfd_send_signal", "ptrace", "sigprocmask", "exit", "exit_group", "execve", "wait4", "waitid"}
+)
 EXIT_SECOND_LOOK = 0.005  # seconds
 RELEASE_GRACE = 0.001  # seconds
 SECOND_LOOK = 0.0003  # seconds

@@ -36,6 +36,7 @@ from forklab.kernel.pid import (
     pid_nr,
     pid_nr_ns,
     pid_task,
+    pid_tasks,
     put_pid,
 )
 from forklab.kernel.pid_namespace import PIDNS_ADDING, task_active_pid_ns
@@ -43,6 +44,7 @@ from forklab.kernel.pidfd import pidfd_get_pid
 from forklab.kernel.ptrace import PTRACE_EVENT_EXIT, exit_ptrace, ptrace_event, ptrace_unlink
 from forklab.kernel.sched.core import deactivate_task, wake_up_process
 from forklab.kernel.signal import (
+    ALL_SIGNALS,
     JOBCTL_LISTENING,
     JOBCTL_TRACED,
     SIGNAL_GROUP_EXIT,
@@ -50,6 +52,7 @@ from forklab.kernel.signal import (
     SIGNAL_STOP_STOPPED,
     cleanup_sighand,
     do_notify_parent,
+    flush_sigqueue_mask,
     ptrace_reparented,
     send_sig,
     task_sigpending,
@@ -68,7 +71,7 @@ from forklab.kernel.task import (
 from forklab.kernel.trace import trace_sched_process_exit, trace_sched_process_wait
 from forklab.kernel.user_namespace import from_kuid_munged
 from forklab.uapi import errno as E
-from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGKILL
+from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGHUP, SIGKILL
 from forklab.uapi.wait import (
     __WALL,
     __WCLONE,
@@ -118,6 +121,9 @@ def do_exit(k: Machine, tsk: Task, code: int) -> None:
 
 def exit_after_event(k: Machine, tsk: Task, code: int) -> None:
     tsk.flags |= PF_EXITING
+    # Nothing will dequeue them now: the host (6.18.44) shows a zombie's SigPnd empty, its
+    # process's ShdPnd kept.
+    flush_sigqueue_mask(tsk.pending, ALL_SIGNALS)
     signal = tsk.signal
     signal.live -= 1
     group_dead = signal.live == 0
@@ -193,6 +199,8 @@ def exit_notify(k: Machine, tsk: Task, group_dead: bool) -> None:
 
 def finish_exit_notify(k: Machine, tsk: Task, group_dead: bool, reaper: Task, dead: list[Task]) -> None:
     forget_original_parent(k, tsk, reaper, dead)
+    if group_dead:
+        kill_orphaned_pgrp(k, tsk.group_leader, None)
     tsk.exit_state = EXIT_ZOMBIE
     if tsk.ptrace:
         # The tracer hears of every traced thread's death; with the exit signal only if it is
@@ -231,7 +239,8 @@ def find_alive_thread(p: Task) -> Task | None:
 
 
 def find_child_reaper(k: Machine, father: Task, dead: list[Task]) -> Task | None:
-    """The namespace's reaper; if ``father`` is it, another live thread takes over, else None."""
+    """The namespace's reaper; if ``father`` is it, another live thread takes over, else None
+    (and the tasks in ``dead`` are released at once)."""
     pid_ns = task_active_pid_ns(father)
     reaper = pid_ns.child_reaper
     if reaper is not father:
@@ -241,6 +250,10 @@ def find_child_reaper(k: Machine, father: Task, dead: list[Task]) -> Task | None
     if reaper is not None:
         pid_ns.child_reaper = reaper
         return reaper
+    # The namespace dies with it: its tracees released so far go now, before the wait for the rest.
+    for p in dead:
+        release_task(k, p)
+    dead.clear()
     return None
 
 
@@ -292,6 +305,46 @@ def reparent_leader(k: Machine, father: Task, p: Task, dead: list[Task]) -> None
     if zombie and do_notify_parent(k, p, p.exit_signal):
         p.exit_state = EXIT_DEAD
         dead.append(p)
+    kill_orphaned_pgrp(k, p, father)
+
+
+def kill_orphaned_pgrp(k: Machine, tsk: Task, parent: Task | None) -> None:
+    """POSIX 3.2.2.2: a process group that this exit (``parent`` None) or this reparenting (from
+    ``parent``) leaves with no parent in another group of its session, and that has a stopped
+    job, gets SIGHUP and then SIGCONT."""
+    pgrp = tsk.signal.pids[PIDTYPE_PGID]
+    ignored: Task | None = tsk
+    if parent is None:
+        parent = tsk.real_parent
+    else:
+        ignored = None  # the child has its new parent already
+    if pgrp is None or parent is None:
+        return
+    if (
+        parent.signal.pids[PIDTYPE_PGID] is not pgrp
+        and parent.signal.pids[PIDTYPE_SID] is tsk.signal.pids[PIDTYPE_SID]
+        and will_become_orphaned_pgrp(pgrp, ignored)
+        and any(p.signal.flags & SIGNAL_STOP_STOPPED for p in pid_tasks(pgrp, PIDTYPE_PGID))
+    ):
+        for sig in (SIGHUP, SIGCONT):
+            for p in pid_tasks(pgrp, PIDTYPE_PGID):
+                send_sig(k, sig, p, group=True)
+
+
+def will_become_orphaned_pgrp(pgrp: Pid, ignored: Task | None) -> bool:
+    """No member of the group (but ``ignored``) has a parent in another group of the same session."""
+    from forklab.kernel.signal import is_global_init
+
+    for p in pid_tasks(pgrp, PIDTYPE_PGID):
+        parent = p.real_parent
+        if p is ignored or (p.exit_state and thread_group_empty(p)) or parent is None or is_global_init(parent):
+            continue
+        if (
+            parent.signal.pids[PIDTYPE_PGID] is not pgrp
+            and parent.signal.pids[PIDTYPE_SID] is p.signal.pids[PIDTYPE_SID]
+        ):
+            return False
+    return True
 
 
 def thread_group_empty(p: Task) -> bool:

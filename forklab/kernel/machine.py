@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel.fault import should_fail
 from forklab.kernel.version import Behaviour, KernelVersion
+from forklab.kernel.wait import WaitQueue
 
 if TYPE_CHECKING:
     from forklab.kernel.cgroup.cgroup import CgroupRoot
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from forklab.kernel.trace import TraceBuffer
     from forklab.kernel.ucount import UcountsTable
     from forklab.kernel.user_namespace import UserNamespace
-    from forklab.kernel.wait import WaitQueue
 
 PAGE_SIZE = 4096
 THREAD_SIZE = 16384  # x86-64 kernel stack
@@ -75,6 +75,8 @@ class Machine:
         self.panicked: str | None = None
         # Private futex wait queues, keyed by (mm, address).
         self.futexes: dict[tuple[int, int], WaitQueue] = {}
+        # bit_wait_table: tasks waiting for a bit of another task's to clear (JOBCTL_TRAPPING).
+        self.bit_wait = WaitQueue()
         # Filled in by start_kernel() (main.py).
         self.init_task: Task
         self.idle_tasks: list[Task]

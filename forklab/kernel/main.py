@@ -26,7 +26,7 @@ from forklab.kernel.ipc import PROC_IPC_INIT_INO, IpcNamespace
 from forklab.kernel.machine import Machine
 from forklab.kernel.net import NetNamespace
 from forklab.kernel.nsproxy import make_init_nsproxy
-from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, PIDTYPE_TGID, Pid, attach_pid
+from forklab.kernel.pid import Pid
 from forklab.kernel.pid_namespace import get_pid_ns, make_init_pid_ns
 from forklab.kernel.sched.core import DEFAULT_PRIO, Rq, SchedEntity, wake_up_process
 from forklab.kernel.sched.fair import sched_base_slice
@@ -192,12 +192,11 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.stack = True
     p.fail_nth = 0
     p.start_time = p.start_boottime = 0
-    # init_struct_pid: number 0, never in the idr, attached to init_task for every type.
+    # init_struct_pid: number 0, never in the idr; init_task points at it for every type but is
+    # on none of its task lists (a signal to process group 0 never reaches the idle task).
     init_pid = Pid(((0, k.init_pid_ns),))
     p.thread_pid = init_pid
     p.signal.pids = [init_pid, init_pid, init_pid, init_pid]
-    for kind in (PIDTYPE_PID, PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID):
-        attach_pid(p, kind)
     p.pid = p.tgid = 0
     return p
 

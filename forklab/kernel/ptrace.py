@@ -30,6 +30,7 @@ from forklab.kernel.signal import (
     JOBCTL_TRAP_STOP,
     JOBCTL_TRAPPING,
     SI_KERNEL,
+    SI_USER,
     SIGNAL_STOP_STOPPED,
     SigInfo,
     do_notify_parent,
@@ -41,7 +42,9 @@ from forklab.kernel.signal import (
     send_signal_locked,
     signal_wake_up_state,
     task_clear_jobctl_pending,
+    task_clear_jobctl_trapping,
     task_set_jobctl_pending,
+    user_siginfo,
     wake_up_parent,
     wake_up_state,
 )
@@ -52,6 +55,7 @@ from forklab.kernel.task import (
     EXIT_ZOMBIE,
     PF_EXITING,
     PF_KTHREAD,
+    TASK_KILLABLE,
     TASK_TRACED,
 )
 from forklab.uapi import errno as E
@@ -112,8 +116,8 @@ def ptrace_unlink(k: Machine, child: Task) -> None:
         tracer.ptraced.pop(child, None)
     child.ptrace = 0
     child.parent = child.real_parent
-    task_clear_jobctl_pending(child, JOBCTL_TRAP_MASK)
-    child.jobctl &= ~JOBCTL_TRAPPING
+    task_clear_jobctl_pending(k, child, JOBCTL_TRAP_MASK)
+    task_clear_jobctl_trapping(k, child)
     signal = child.signal
     # A group stop still in force takes the thread back once it is let go.
     if not child.flags & PF_EXITING and (signal.flags & SIGNAL_STOP_STOPPED or signal.group_stop_count):
@@ -260,7 +264,14 @@ def ptrace_attach(k: Machine, current: Task, task: Task, request: int, addr: int
     task.ptrace = flags
     ptrace_link(task, current)
     ptrace_set_stopped(k, task, seize)
-    return 0
+    return wait_for_trap(k, task)
+
+
+def wait_for_trap(k: Machine, task: Task) -> int:
+    """A tracee that was stopped re-traps for its new tracer, which waits for it (killably)."""
+    if not task.jobctl & JOBCTL_TRAPPING:
+        return 0
+    raise WouldBlock(k.bit_wait, lambda: wait_for_trap(k, task), TASK_KILLABLE, wake_if=lambda t: t is task)
 
 
 def ptrace_set_stopped(k: Machine, task: Task, seize: bool) -> None:
@@ -297,7 +308,8 @@ def ptrace_request(k: Machine, current: Task, child: Task, request: int, addr: i
             ptrace_signal_wake_up(k, child, bool(child.jobctl & JOBCTL_LISTENING))
         return 0
     if request == P.PTRACE_KILL:
-        send_sig(k, S.SIGKILL, child, group=False)
+        # SEND_SIG_NOINFO, as from the tracer: a pid namespace's init it can see ignores it.
+        send_signal_locked(k, S.SIGKILL, user_siginfo(current, S.SIGKILL, SI_USER, child), child, group=False)
         return 0
     if request == P.PTRACE_CONT:
         return ptrace_resume(k, child, data)

@@ -13,7 +13,7 @@ from forklab.kernel.cred import ns_capable
 from forklab.kernel.errors import KernelError
 from forklab.kernel.ftrace import traced
 from forklab.kernel.invariants import all_tasks
-from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, find_pid_ns, pid_nr_ns, pid_task, pid_tasks
+from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, find_pid_ns, pid_nr_ns, pid_task, pid_tasks
 from forklab.kernel.pid_namespace import task_active_pid_ns
 from forklab.kernel.sched.core import deactivate_task, try_to_wake_up
 from forklab.kernel.task import (
@@ -49,6 +49,7 @@ SIGNAL_CLD_STOPPED = 0x00000010
 SIGNAL_CLD_CONTINUED = 0x00000020
 SIGNAL_UNKILLABLE = 0x00000040
 SIGNAL_CLD_MASK = SIGNAL_CLD_STOPPED | SIGNAL_CLD_CONTINUED
+SIGNAL_STOP_MASK = SIGNAL_CLD_MASK | SIGNAL_STOP_STOPPED | SIGNAL_STOP_CONTINUED
 
 SI_USER = 0
 SI_KERNEL = 0x80
@@ -322,12 +323,21 @@ def task_set_jobctl_pending(t: Task, mask: int) -> bool:
     return True
 
 
-def task_clear_jobctl_pending(t: Task, mask: int) -> None:
+def task_clear_jobctl_pending(k: Machine, t: Task, mask: int) -> None:
     if mask & JOBCTL_STOP_PENDING:
         mask |= JOBCTL_STOP_CONSUME | JOBCTL_STOP_DEQUEUED
     t.jobctl &= ~mask
     if not t.jobctl & JOBCTL_PENDING_MASK:
+        task_clear_jobctl_trapping(k, t)
+
+
+def task_clear_jobctl_trapping(k: Machine, t: Task) -> None:
+    """The trap a new tracer waits for is taken (or will not be): the tracer goes on."""
+    from forklab.kernel.wait import wake_up
+
+    if t.jobctl & JOBCTL_TRAPPING:
         t.jobctl &= ~JOBCTL_TRAPPING
+        wake_up(k, k.bit_wait, key=t)
 
 
 # ---- sigaction / sigprocmask -------------------------------------------------------------
@@ -398,6 +408,8 @@ def send_signal_locked(k: Machine, sig: int, info: SigInfo, t: Task, group: bool
         info.pid = 0
     if not prepare_signal(k, sig, t, force):
         return
+    if not group and t.exit_state:
+        return  # a zombie thread keeps no signal of its own (none shows on the host 6.18.44)
     pending = t.signal.shared_pending if group else t.pending
     bit = S.sigmask(sig)
     # Non-realtime signals are not queued twice.
@@ -431,7 +443,7 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
         flush_sigqueue_mask(signal.shared_pending, stop_mask)
         for t in signal.thread_head:
             flush_sigqueue_mask(t.pending, stop_mask)
-            task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING)
+            task_clear_jobctl_pending(k, t, JOBCTL_STOP_PENDING)
             if not t.ptrace & PT_SEIZED:
                 t.jobctl &= ~JOBCTL_STOPPED
                 wake_up_state(k, t, __TASK_STOPPED)
@@ -445,10 +457,15 @@ def prepare_signal(k: Machine, sig: int, p: Task, force: bool) -> bool:
         elif signal.group_stop_count:
             why = SIGNAL_CLD_STOPPED
         if why:
-            signal.flags = why | SIGNAL_STOP_CONTINUED
+            signal_set_stop_flags(signal, why | SIGNAL_STOP_CONTINUED)
             signal.group_stop_count = 0
             signal.group_exit_code = 0
     return not sig_ignored(p, sig, force)
+
+
+def signal_set_stop_flags(signal: SignalStruct, flags: int) -> None:
+    """The group's stop state changes; the other flags (SIGNAL_UNKILLABLE) stay."""
+    signal.flags = (signal.flags & ~SIGNAL_STOP_MASK) | flags
 
 
 def wants_signal(k: Machine, sig: int, p: Task) -> bool:
@@ -672,20 +689,11 @@ def deliver_signal(k: Machine, t: Task, sig: int) -> int | None:
 
 def is_current_pgrp_orphaned(t: Task) -> bool:
     """No member of the process group has a parent in another group of the same session."""
-    from forklab.kernel.exit import thread_group_empty
+    from forklab.kernel.exit import will_become_orphaned_pgrp
 
     pgrp = t.signal.pids[PIDTYPE_PGID]
     assert pgrp is not None
-    for p in pid_tasks(pgrp, PIDTYPE_PGID):
-        parent = p.real_parent
-        if (p.exit_state and thread_group_empty(p)) or parent is None or is_global_init(parent):
-            continue
-        if (
-            parent.signal.pids[PIDTYPE_PGID] is not pgrp
-            and parent.signal.pids[PIDTYPE_SID] is p.signal.pids[PIDTYPE_SID]
-        ):
-            return False
-    return True
+    return will_become_orphaned_pgrp(pgrp, None)
 
 
 def is_global_init(t: Task) -> bool:
@@ -718,7 +726,7 @@ def do_signal_stop(k: Machine, t: Task, signr: int) -> bool:
         # A traced thread stops in a trap its tracer sees (do_jobctl_trap), next time round.
         task_set_jobctl_pending(t, JOBCTL_TRAP_STOP)
         return False
-    notify = task_participate_group_stop(t)
+    notify = task_participate_group_stop(k, t)
     t.jobctl |= JOBCTL_STOPPED
     t.state = TASK_STOPPED
     deactivate(k, t)
@@ -727,17 +735,17 @@ def do_signal_stop(k: Machine, t: Task, signr: int) -> bool:
     return True
 
 
-def task_participate_group_stop(t: Task) -> bool:
+def task_participate_group_stop(k: Machine, t: Task) -> bool:
     """This thread's part of the group stop is done; True if it completed a fresh stop."""
     signal = t.signal
     consume = t.jobctl & JOBCTL_STOP_CONSUME
-    task_clear_jobctl_pending(t, JOBCTL_STOP_PENDING)
+    task_clear_jobctl_pending(k, t, JOBCTL_STOP_PENDING)
     if not consume:
         return False
     if signal.group_stop_count:
         signal.group_stop_count -= 1
     if not signal.group_stop_count and not signal.flags & SIGNAL_STOP_STOPPED:
-        signal.flags = SIGNAL_STOP_STOPPED
+        signal_set_stop_flags(signal, SIGNAL_STOP_STOPPED)
         return True
     return False
 
@@ -792,11 +800,11 @@ def ptrace_stop(k: Machine, t: Task, exit_code: int, why: int, message: int, inf
     t.ptrace_message = message
     t.last_siginfo = info
     t.exit_code = exit_code
-    gstop_done = why == CLD_STOPPED and bool(t.jobctl & JOBCTL_STOP_PENDING) and task_participate_group_stop(t)
-    task_clear_jobctl_pending(t, JOBCTL_TRAP_STOP)
+    gstop_done = why == CLD_STOPPED and bool(t.jobctl & JOBCTL_STOP_PENDING) and task_participate_group_stop(k, t)
+    task_clear_jobctl_pending(k, t, JOBCTL_TRAP_STOP)
     if info is not None and info.code >> 8 == PTRACE_EVENT_STOP:  # a STOP trap clears NOTIFY
-        task_clear_jobctl_pending(t, JOBCTL_TRAP_NOTIFY)
-    t.jobctl &= ~JOBCTL_TRAPPING
+        task_clear_jobctl_pending(k, t, JOBCTL_TRAP_NOTIFY)
+    task_clear_jobctl_trapping(k, t)
     deactivate(k, t)
     if t.ptrace:
         do_notify_parent_cldstop(k, t, True, why)
@@ -924,14 +932,17 @@ def check_kill_permission(k: Machine, current: Task, sig: int, t: Task) -> None:
     raise KernelError(E.EPERM, "kill: no permission to signal that task")
 
 
+def user_siginfo(current: Task, sig: int, code: int, t: Task) -> SigInfo:
+    """The siginfo of a signal ``current`` sends ``t``: its process id and uid as ``t`` sees them."""
+    return SigInfo(sig, code, pid_nr_ns(current.group_leader.thread_pid, task_active_pid_ns(t)),
+                   from_kuid_munged(t.cred.user_ns, current.cred.uid))  # fmt: skip
+
+
 def group_send_sig_info(k: Machine, current: Task, sig: int, t: Task, group: bool = True) -> None:
     """A signal from a user (kill, pidfd_send_signal) to ``t``'s process, or to ``t`` alone."""
     check_kill_permission(k, current, sig, t)
     if sig:
-        info = SigInfo(sig, SI_USER if group else SI_TKILL,
-                       pid_nr_ns(current.group_leader.thread_pid, task_active_pid_ns(t)),
-                       from_kuid_munged(t.cred.user_ns, current.cred.uid))  # fmt: skip
-        send_signal_locked(k, sig, info, t, group=group)
+        send_signal_locked(k, sig, user_siginfo(current, sig, SI_USER if group else SI_TKILL, t), t, group=group)
 
 
 def kill_pgrp_info(k: Machine, current: Task, sig: int, pgrp: Pid | None) -> None:

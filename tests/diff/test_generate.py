@@ -8,7 +8,7 @@ from collections import Counter
 
 from forklab.diff.campaign import scenario_text
 from forklab.diff.generate import Generator, act_ptrace, random_scenario, shrink
-from forklab.diff.script import Scenario, Sym, parse
+from forklab.diff.script import Scenario, Sym, parse, render_expr
 from forklab.diff.sides import ModelSide
 
 
@@ -26,7 +26,8 @@ def test_sequences_reach_deep_states() -> None:
         deep.update(flag for flag in ("CLONE_THREAD", "CLONE_NEWPID", "CLONE_NEWUSER", "CLONE_VFORK") if flag in text)
         deep.update(["setresuid"] if "setresuid(1000" in text else [])
     for call in ("fork", "clone", "clone3", "vfork", "execve", "exit", "exit_group", "wait4", "kill", "unshare",
-                 "setrlimit", "mmap", "poke", "peek", "madvise", "open", "sigaction", "prctl"):  # fmt: skip
+                 "setrlimit", "mmap", "poke", "peek", "madvise", "open", "sigaction", "prctl", "tgkill", "setpgid",
+                 "waitid", "pidfd_open", "pidfd_send_signal", "ptrace"):  # fmt: skip
         assert calls[call] > 0, call
     assert all(deep[flag] > 10 for flag in ("CLONE_THREAD", "CLONE_NEWPID", "CLONE_NEWUSER", "CLONE_VFORK"))
 
@@ -52,6 +53,65 @@ def test_shrink_finds_the_smallest_failing_subsequence() -> None:
 
     smallest = shrink(scenario, fails)
     assert [step.call for step in smallest.steps] == ["kill", "getppid"]
+
+
+def test_job_control_waitid_pidfds_and_ptrace_are_drawn() -> None:
+    text = "".join(scenario_text(random_scenario(seed, 25)) for seed in range(150))
+    for word in ("SIGSTOP)", "SIGTSTP)", "SIGCONT)", "WUNTRACED", "WCONTINUED", "P_PGID", "WNOWAIT", "P_PIDFD",
+                 "PIDFD_THREAD", "PIDFD_NONBLOCK", "PIDFD_SIGNAL_PROCESS_GROUP", "PTRACE_SEIZE", "PTRACE_ATTACH",
+                 "PTRACE_CONT", "PTRACE_DETACH", "PTRACE_INTERRUPT", "PTRACE_SETOPTIONS", "PTRACE_KILL"):  # fmt: skip
+        assert word in text, word
+    for option in ("TRACEFORK", "TRACEVFORK", "TRACECLONE", "TRACEEXEC", "TRACEEXIT", "TRACEVFORKDONE"):
+        assert f"PTRACE_O_{option}" in text, option
+
+
+def test_a_task_calls_only_while_it_runs() -> None:
+    """No step is made by a task that the model has stopped, traced, or asleep in a call; no exec
+    by a process of several threads with one traced (the host cannot follow that exec); the
+    sandbox's init seldom exits as a whole."""
+    execs = 0
+    group_exits: Counter[bool] = Counter()  # by a thread of the sandbox's init, or not
+    for seed in range(100):
+        generator = Generator(random.Random(seed), ModelSide())
+        while len(generator.steps) < 25 and generator.ready_tasks():
+            before = len(generator.steps)
+            ready = {name: generator.traced_threads(name) for name in generator.ready_tasks()}
+            in_init = {name: generator.in_init(name) for name in ready}
+            generator.step()
+            for step in generator.steps[before : before + 1]:
+                assert step.actor in ready
+                assert step.call != "execve" or not ready[step.actor], (seed, str(step))
+                execs += step.call == "execve"
+                group_exits[in_init[step.actor]] += step.call == "exit_group"
+    assert execs > 20
+    # The sandbox's init seldom ends it all.
+    assert group_exits[False] > 5 * group_exits[True]
+
+
+def test_tracing_prefers_the_actors_children() -> None:
+    """An actor with children mostly traces one of them."""
+    own = other = 0
+    for seed in range(200):
+        generator = Generator(random.Random(seed), ModelSide())
+        while len(generator.steps) < 25 and generator.ready_tasks():
+            children = {actor: generator.related(actor, tracees=False) for actor in generator.ready_tasks()}
+            before = len(generator.steps)
+            generator.step()
+            for step in generator.steps[before:]:
+                if (
+                    children.get(step.actor)
+                    and step.call == "ptrace"
+                    and render_expr(step.args[0])
+                    in (
+                        "PTRACE_SEIZE",
+                        "PTRACE_ATTACH",
+                    )
+                ):
+                    if render_expr(step.args[1]) in children[step.actor]:
+                        own += 1
+                    else:
+                        other += 1
+    assert own > 2 * other > 0
 
 
 def test_tracers_never_chain() -> None:

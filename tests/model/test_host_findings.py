@@ -309,3 +309,144 @@ def test_a_waiter_wakes_only_for_a_child_it_waits_for(k: forklab.Kernel, init: f
     init.kill(parent.pid, SIGTERM)
     assert init.wait4(parent.pid) == (parent.pid, SIGTERM)
     k.check()
+
+
+def test_a_zombie_keeps_no_private_signals(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """Signals pending for a thread that dies are gone from its SigPnd; its process's ShdPnd stays."""
+    child = init.task(init.fork())
+    child.sigprocmask(forklab.SIG_BLOCK, 1 << (forklab.SIGUSR2 - 1))
+    init.tgkill(child.pid, child.pid, forklab.SIGUSR2)
+    init.kill(child.pid, forklab.SIGUSR2)
+    init.tgkill(child.pid, child.pid, SIGUSR1)
+    assert child.state == "Z"
+    assert (child.status()["SigPnd"], child.status()["ShdPnd"]) == ("0" * 16, "0000000000000800")
+
+
+def test_ptrace_kill_is_ignored_by_a_namespace_init_it_sees(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """PTRACE_KILL sends SIGKILL as the tracer (SEND_SIG_NOINFO), not as the kernel: a pid
+    namespace's init that the tracer can see ignores it, as the host's does."""
+    outside = init.task(init.fork())
+    ns_init = outside.task(outside.clone(forklab.CLONE_NEWPID | SIGCHLD))
+    tracer = ns_init.task(ns_init.fork())
+    tracer.ptrace(forklab.PTRACE_SEIZE, 1)
+    tracer.ptrace(forklab.PTRACE_KILL, 1)
+    assert ns_init.alive and ns_init.state == "R"
+    k.check()
+
+
+def test_a_stopped_namespace_init_stays_unkillable(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A group stop changes only the stop flags: a pid namespace's init, stopped from its parent
+    namespace, still drops the job-control signals it has no handler for."""
+    outside = init.task(init.fork())
+    ns_init = outside.task(outside.clone(forklab.CLONE_NEWPID | SIGCHLD))
+    outside.kill(ns_init.pid_in(outside), forklab.SIGSTOP)
+    assert ns_init.state == "T"
+    outside.kill(ns_init.pid_in(outside), forklab.SIGTSTP)
+    assert ns_init.status()["ShdPnd"] == "0" * 16
+    k.check()
+
+
+def test_seizing_a_stopped_task_waits_for_its_trap(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """PTRACE_SEIZE of a stopped task returns once the tracee has re-trapped (JOBCTL_TRAPPING):
+    a tracer that is itself traced then has the SIGCHLD of that trap, and stops for its own
+    tracer before it returns, as on the host."""
+    tracer = init.task(init.fork())
+    child = tracer.task(tracer.fork())
+    tracer.kill(child.pid, forklab.SIGSTOP)
+    assert tracer.wait4(child.pid, forklab.WUNTRACED)[0] == child.pid  # type: ignore[index]
+    assert tracer.ptrace(forklab.PTRACE_SEIZE, child.pid) == 0
+    assert child.state == "t" and tracer.state == "R"
+    other = init.task(init.fork())
+    grandchild = other.task(other.fork())
+    other.kill(grandchild.pid, forklab.SIGSTOP)
+    init.ptrace(forklab.PTRACE_SEIZE, other.pid)
+    result = other.ptrace(forklab.PTRACE_SEIZE, grandchild.pid)
+    assert isinstance(result, forklab.Pending) and other.state == "t"
+    init.ptrace(forklab.PTRACE_CONT, other.pid)
+    assert result.done and result.result() == 0
+    k.check()
+
+
+def test_a_proc_file_follows_its_pid_through_an_exec_by_a_thread(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A /proc file names a struct pid: once a thread execs and takes the leader's pid over, the
+    leader's open comm file reads the new program's name (the host's did)."""
+    leader, (thread,) = threaded_child(init, 1)
+    fd = leader.open("/proc/self/comm", forklab.O_RDONLY)
+    thread.execve("/bin/sh", ["sh"])
+    assert thread.read(fd, 8) == b"sh\n"  # the files are shared: the same open file
+    k.check()
+
+
+def test_an_exit_that_orphans_a_stopped_group_sends_it_sighup_and_sigcont(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
+    """POSIX 3.2.2.2, as the host did it: a process group whose last parent in another group of
+    the session exits, and which has a stopped member, gets SIGHUP then SIGCONT (the stopped
+    member wakes and dies of the SIGHUP)."""
+    session = init.task(init.fork())
+    session.setsid()
+    middle = session.task(session.fork())
+    stopped, running = (middle.task(middle.fork()) for _ in range(2))
+    middle.setpgid(0, 0)  # the children's group keeps a parent outside it: middle
+    session.kill(stopped.pid_in(session), forklab.SIGSTOP)
+    assert stopped.state == "T"
+    middle.exit_group(1)  # their group is orphaned now (their new parent, init, is another session's)
+    assert (stopped.state, running.state) == ("Z", "Z")
+    assert running.status()["ShdPnd"] == "0000000000000001"  # died of SIGHUP, SIGCONT came too late
+    k.check()
+
+
+def test_an_exit_that_orphans_a_group_without_stopped_jobs_sends_nothing(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
+    session = init.task(init.fork())
+    session.setsid()
+    middle = session.task(session.fork())
+    child = middle.task(middle.fork())
+    middle.setpgid(0, 0)
+    middle.exit_group(1)
+    assert child.state == "R" and child.status()["ShdPnd"] == "0" * 16
+    k.check()
+
+
+def test_a_zombie_thread_signalled_alone_keeps_nothing(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """tgkill to a leader that has exited while its threads live returns 0 and queues nothing."""
+    leader, (thread,) = threaded_child(init, 1)
+    leader.exit(64)
+    for sig in (forklab.SIGTSTP, SIGUSR1):
+        init.tgkill(leader.pid, leader.pid, sig)
+    assert leader.state == "Z" and leader.status()["SigPnd"] == "0" * 16
+    assert thread.state == "R" and thread.status()["SigPnd"] == "0" * 16
+    k.check()
+
+
+def test_a_dying_namespace_init_releases_its_dead_tracees_before_it_waits(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
+    """A pid namespace's init that traces a zombie child and ignores its children (SA_NOCLDWAIT)
+    releases it when it lets it go at exit, before it waits for the namespace to empty: its exit
+    does not wait for ever (find_child_reaper releases the dead list first)."""
+    outside = init.task(init.fork())
+    ns_init = outside.task(outside.clone(forklab.CLONE_NEWPID | SIGCHLD))
+    child = ns_init.task(ns_init.fork())
+    ns_init.ptrace(forklab.PTRACE_SEIZE, child.pid_in(ns_init))
+    ns_init.sigaction(SIGCHLD, 0, forklab.SA_NOCLDWAIT)
+    child.exit(3)
+    assert child.state == "Z"
+    nr = ns_init.pid_in(outside)
+    assert ns_init.exit(0) is None  # gone at once
+    assert outside.wait4(nr) == (nr, 0)
+    k.check()
+
+
+def test_process_group_zero_never_reaches_the_idle_task(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """init_task points at init_struct_pid but is on none of its lists: when init's process group
+    (pid 0's) is orphaned with a stopped job, SIGHUP and SIGCONT reach its members, never swapper."""
+    middle = init.task(init.fork())
+    child = middle.task(middle.fork())
+    middle.setpgid(0, 0)
+    middle.kill(child.pid_in(middle), forklab.SIGSTOP)
+    middle.exit(0)
+    assert child.state == "Z"  # SIGHUP, then SIGCONT woke it to die of it
+    assert k.machine.init_task.files is not None and k.machine.init_task.state == 0
+    k.check()

@@ -70,7 +70,9 @@ class ProcFile(InodeOps):
         mode: ModeOf | None = None,
         positionless: bool = False,
     ) -> None:
-        self.task = task
+        # The inode names a struct pid, not a task: after an exec by a thread (de_thread) the
+        # leader's pid, and so its files, belong to the thread that exec'd.
+        self.pid = task.thread_pid if task is not None else None
         self.show = show
         self.store = store
         self.mode = mode
@@ -90,7 +92,14 @@ class ProcFile(InodeOps):
             raise KernelError(E.EACCES, f"sysctl {inode.name}: permission denied")
 
     def subject(self, current: Task) -> Task:
-        return self.task if self.task is not None else current
+        from forklab.kernel.pid import PIDTYPE_PID, pid_task
+
+        if self.pid is None:
+            return current
+        task = pid_task(self.pid, PIDTYPE_PID)
+        if task is None:
+            raise KernelError(E.ESRCH, "proc: the task is gone")
+        return task
 
     def read(self, k: Machine, current: Task, file: File, count: int) -> bytes:
         """Like seq_file and sysctl reads: the text is made afresh by a read at offset 0."""
