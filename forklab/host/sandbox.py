@@ -714,19 +714,21 @@ class Sandbox:
 
     @staticmethod
     def _traced(task: HostTask) -> bool:
-        """Only a traced task's children can be traced from birth (ptrace_init_task)."""
+        """Only a traced task's children are stopped from birth (ptrace_init_task, or a group
+        stop its tracer let it out of)."""
         text = procfs.read_text(f"/proc/{task.host_pid}/status")
         return text is not None and procfs.parse_status(text).get("TracerPid", "0") != "0"
 
     def _traced_newborn(self, creator: HostTask, flight: _Flight) -> HostTask | None:
-        """The task ``flight`` made if it sits in a ptrace stop before it could say hello (a
-        tracer took it at birth): adopted without a channel, which its hello brings once its
-        tracer lets it go. Found in the sandbox's cgroup as the one stopped task nobody knows;
-        once the call has returned, its pid must be the one it returned."""
+        """The task ``flight`` made if it is stopped before it could say hello (a tracer took it
+        at birth, or it joined the group stop its traced creator was let out of): adopted
+        without a channel, which its hello brings once it is let go. Found in the sandbox's
+        cgroup as the one stopped task nobody knows; once the call has returned, its pid must be
+        the one it returned."""
         assert self._held.cgroup is not None
         found = []
         for host_tid in self._held.cgroup.threads():
-            if host_tid in self._known or procfs.state(host_tid) != "t":
+            if host_tid in self._known or procfs.state(host_tid) not in ("t", "T"):
                 continue
             ns = procfs.nspid(host_tid)
             if ns and len(ns) >= 2:
@@ -756,8 +758,8 @@ class Sandbox:
                 pending = creator._flight if creator._outcome is None else None
                 self._take(creator, pending, message)
                 continue
-            if procfs.state(task._host_pid) == "t":
-                raise HostTaskBusy(f"task {task.pid} is in a ptrace stop and has not run yet")
+            if procfs.state(task._host_pid) in ("t", "T"):
+                raise HostTaskBusy(f"task {task.pid} is stopped and has not run yet")
             if not self._alive(task):
                 raise HostTaskGone(f"task {task.pid} has exited; it takes no more calls")
             if time.monotonic() > deadline:

@@ -100,6 +100,7 @@ from forklab.kernel.signal import (
     free_signal_struct,
     put_signal_struct,
     recalc_sigpending,
+    task_join_group_stop,
     task_sigpending,
 )
 from forklab.kernel.task import (
@@ -714,6 +715,7 @@ def link_new_task(k: Machine, current: Task, p: Task, st: ForkState, trace: int)
             signal.live += 1
             signal.sigcnt += 1
             signal.thread_head.append(p)
+            task_join_group_stop(current, p)
         attach_pid(p, PIDTYPE_PID)
         k.nr_threads += 1
     k.total_forks += 1

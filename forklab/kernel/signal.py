@@ -323,6 +323,19 @@ def task_set_jobctl_pending(t: Task, mask: int) -> bool:
     return True
 
 
+def task_join_group_stop(current: Task, task: Task) -> None:
+    """A new thread of a group that is stopping, or stopped (its creator let run by a tracer),
+    stops too on its first run."""
+    mask = current.jobctl & JOBCTL_STOP_SIGMASK
+    signal = current.signal
+    if signal.group_stop_count:
+        signal.group_stop_count += 1
+        mask |= JOBCTL_STOP_CONSUME
+    elif not signal.flags & SIGNAL_STOP_STOPPED:
+        return
+    task_set_jobctl_pending(task, mask | JOBCTL_STOP_PENDING)
+
+
 def task_clear_jobctl_pending(k: Machine, t: Task, mask: int) -> None:
     if mask & JOBCTL_STOP_PENDING:
         mask |= JOBCTL_STOP_CONSUME | JOBCTL_STOP_DEQUEUED

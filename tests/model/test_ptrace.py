@@ -388,3 +388,20 @@ def test_a_tracer_s_wait_finds_its_newest_tracee_first() -> None:
     # __WCLONE skips the tracee among the tracer's children; among its tracees the child is newest.
     assert tracer.wait4(-1, forklab.__WCLONE | WNOHANG) == (pid, stopped(SIGTRAP, PTRACE_EVENT_STOP))
     assert tracer.wait4(-1, forklab.__WCLONE | WNOHANG) == (tracee.pid, stopped(SIGTRAP, PTRACE_EVENT_FORK))
+
+
+def test_a_thread_made_while_the_group_is_stopped_joins_the_stop() -> None:
+    k = forklab.boot()
+    tracer = k.task(1)
+    tracee = k.task(tracer.fork())
+    tracer.ptrace(PTRACE_ATTACH, tracee.pid)
+    tracer.wait4(tracee.pid, 0)
+    tracer.ptrace(PTRACE_CONT, tracee.pid, 0, SIGSTOP)  # a group stop ...
+    tracer.wait4(tracee.pid, __WALL | WNOHANG)
+    tracer.ptrace(PTRACE_CONT, tracee.pid)  # ... the tracee is let out of; its group stays stopped
+    stack = tracee.mmap(1 << 16)
+    thread = k.task(tracee.clone(THREAD_FLAGS, stack=stack + (1 << 16)))
+    assert thread.state == "T"  # task_join_group_stop: it stops on its first run
+    tracer.kill(tracee.pid, forklab.SIGCONT)
+    assert thread.gettid() == thread.pid
+    k.check()
