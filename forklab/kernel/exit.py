@@ -8,6 +8,7 @@ until one changes state.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -53,6 +54,7 @@ from forklab.kernel.signal import (
     cleanup_sighand,
     do_notify_parent,
     flush_sigqueue_mask,
+    group_send_sig_info,
     ptrace_reparented,
     send_sig,
     task_sigpending,
@@ -289,7 +291,9 @@ def forget_original_parent(k: Machine, father: Task, child_reaper: Task, dead: l
             if not t.ptrace:
                 t.parent = reaper
             if t.pdeath_signal:
-                send_sig(k, t.pdeath_signal, t, group=True)
+                # Sent as from the dying parent (SEND_SIG_NOINFO): only if it may signal the child.
+                with contextlib.suppress(KernelError):
+                    group_send_sig_info(k, father, t.pdeath_signal, t)
         if reaper.signal is not father.signal:
             reparent_leader(k, father, p, dead)
         reaper.children[p] = None

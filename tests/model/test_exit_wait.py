@@ -250,3 +250,20 @@ def test_killing_global_init_panics(k: forklab.Kernel, init: forklab.TaskHandle)
         init.exit(1)
     with pytest.raises(forklab.KernelPanic):
         k.task(2).getpid()
+
+
+def test_a_parent_death_signal_needs_the_dying_parent_s_permission() -> None:
+    """forget_original_parent sends it as from the parent (SEND_SIG_NOINFO): a parent that
+    dropped to another uid may not signal its root child, so the child lives on."""
+    k = forklab.boot()
+    init = k.task(1)
+    parent = k.task(init.fork())
+    child = k.task(parent.fork())
+    other = k.task(parent.fork())
+    child.prctl(forklab.PR_SET_PDEATHSIG, forklab.SIGUSR1)
+    other.setresuid(1000, 1000, 1000)
+    other.prctl(forklab.PR_SET_PDEATHSIG, forklab.SIGUSR1)
+    parent.setresuid(1000, 1000, 1000)
+    parent.exit(0)
+    assert child.alive and child.getppid() == 1
+    assert not other.alive  # same uid: signalled, and SIGUSR1 kills
