@@ -810,7 +810,7 @@ def wait_for_vfork_done(k: Machine, current: Task, child: Task, vfork: Completio
 
 
 def sys_fork(k: Machine, current: Task) -> int:
-    return kernel_clone(k, current, KernelCloneArgs(exit_signal=SIGCHLD))
+    return kernel_clone(k, current, KernelCloneArgs(0, SIGCHLD))
 
 
 def sys_vfork(k: Machine, current: Task) -> int:
