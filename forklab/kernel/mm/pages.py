@@ -83,9 +83,9 @@ def clear_range(top: Layer, start: int, end: int) -> int:
 
 def fork_layers(top: Layer) -> tuple[Layer, Layer]:
     """New top layers for parent and child over what both see now."""
-    fold_unshared(top)
     if top.empty():
-        return top, Layer(top.below)
+        return top, Layer(top.below)  # nothing written since the last fork: the stack does not grow
+    fold_unshared(top)
     parent = Layer(top)
     top.users -= 1  # the parent's address space now holds its new top instead
     return parent, Layer(top)
