@@ -54,6 +54,11 @@ __all__ = ["Kernel", "KernelPanic", "Pending", "SyscallError", "TaskBlocked", "T
 DEFAULT_MEMORY = 16 << 30
 
 
+def unchanged(value: Any) -> Any:
+    """A call's result as the kernel returned it (most calls' conversion)."""
+    return value
+
+
 class SyscallError(OSError):
     """A system call failed: ``errno`` is the kernel's, ``reason`` names the check that refused."""
 
@@ -285,9 +290,7 @@ class TaskHandle:
             what = task.pending_call.name if task.pending_call is not None else "stopped"
             raise TaskBlocked(f"{task.comm} (pid {task.pid}) is asleep in the kernel ({what})")
 
-    def _call(
-        self, name: str, body: Callable[[Machine, Task], Any], convert: Callable[[Any], Any] = lambda v: v
-    ) -> Any:
+    def _call(self, name: str, body: Callable[[Machine, Task], Any], convert: Callable[[Any], Any] = unchanged) -> Any:
         self._ready()
         k, task = self._k, self._task
         try:
@@ -307,7 +310,7 @@ class TaskHandle:
             if result.known is not None:
                 return convert(result.known)
             return Pending(result, convert)
-        return convert(result)
+        return result if convert is unchanged else convert(result)
 
     def syscall(self, name: str, *args: int) -> int | Pending:
         """The raw system call: C arguments (pointers into this task's memory); -errno on failure."""

@@ -116,7 +116,6 @@ from forklab.kernel.task import (
     TASK_COMM_LEN,
     TASK_DEAD,
     TASK_KILLABLE,
-    Completion,
     PtRegs,
     Task,
     ThreadStruct,
@@ -124,6 +123,7 @@ from forklab.kernel.task import (
 from forklab.kernel.trace import trace_sched_process_fork, trace_sched_process_free, trace_task_newtask
 from forklab.kernel.user_namespace import create_user_ns
 from forklab.kernel.version import Behaviour
+from forklab.kernel.wait import Completion
 from forklab.uapi import errno as E
 from forklab.uapi.capability import CAP_SYS_ADMIN
 from forklab.uapi.pidfd import PIDFD_THREAD
@@ -812,7 +812,7 @@ def wait_for_vfork_done(k: Machine, current: Task, child: Task, vfork: Completio
 
 
 def sys_fork(k: Machine, current: Task) -> int:
-    return kernel_clone(k, current, KernelCloneArgs(exit_signal=SIGCHLD))
+    return kernel_clone(k, current, KernelCloneArgs(0, SIGCHLD))
 
 
 def sys_vfork(k: Machine, current: Task) -> int:

@@ -9,7 +9,7 @@ live objects per slab cache.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from forklab.kernel.cgroup.cgroup import check_cgroups
 from forklab.kernel.errors import KernelBug
@@ -20,6 +20,8 @@ from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC
 
 if TYPE_CHECKING:
     from forklab.kernel.machine import Machine
+    from forklab.kernel.mm.mm import MmStruct
+    from forklab.kernel.mm.pages import Layer
     from forklab.kernel.ucount import Ucounts
 
 
@@ -169,3 +171,21 @@ def check_counts(k: Machine, tasks: list[Task], problems: list[str]) -> None:
         actual = k.slab.get(cache, 0)
         if actual != expected:
             problems.append(f"slab {cache}: {actual} live objects, {expected} reachable")
+    check_layers([cast("MmStruct", mm) for mm in objects["mm"].values()], problems)
+
+
+def check_layers(mms: list[MmStruct], problems: list[str]) -> None:
+    """Each page layer's users: the address spaces whose top it is, and the layers over it."""
+    refs: Counter[int] = Counter()
+    layers: dict[int, Layer] = {}
+    for mm in mms:
+        refs[id(mm.anon)] += 1
+        layer: Layer | None = mm.anon
+        while layer is not None and id(layer) not in layers:
+            layers[id(layer)] = layer
+            if layer.below is not None:
+                refs[id(layer.below)] += 1
+            layer = layer.below
+    for key, layer in layers.items():
+        if layer.users != refs[key]:
+            problems.append(f"page layer {key:#x}: {layer.users} users, but {refs[key]} references found")

@@ -79,26 +79,46 @@ def invoke(k: Machine, task: Task, name: str, call: Callable[[], Any]) -> Any:
     k.now += SYSCALL_COST_NS
     charge(k, task, SYSCALL_COST_NS)
     try:
-        return run_call(k, task, PendingCall(name, call), call)
+        return run_call(k, task, name, call, call, None)
     finally:
-        run_woken(k)
+        if k.woken:
+            run_woken(k)
         k.current = saved
 
 
-def run_call(k: Machine, task: Task, pending: PendingCall, attempt: Callable[[], Any]) -> Any:
-    """Run ``attempt`` in ``task``'s context, handling sleep, signals and restarts."""
+def run_call(
+    k: Machine,
+    task: Task,
+    name: str,
+    restart: Callable[[], Any],
+    attempt: Callable[[], Any],
+    pending: PendingCall | None,
+) -> Any:
+    """Run ``attempt`` in ``task``'s context, handling sleep, signals and restarts.
+
+    ``pending`` is the call's PendingCall once it has slept; a call that never sleeps, nor
+    meets a signal on its way out, needs none and is not given one.
+    """
     while True:
         try:
             result = attempt()
         except WouldBlock as block:
-            return sleep(k, task, pending, block)
+            return sleep(k, task, pending or PendingCall(name, restart), block)
         except KernelError as err:
             result = Outcome(None, err)
-        outcome = result if isinstance(result, Outcome) else Outcome(result, None)
+        if type(result) is not Outcome and quiet_return(task):
+            return result
+        pending = pending or PendingCall(name, restart)
+        outcome = result if type(result) is Outcome else Outcome(result, None)
         value = return_to_user(k, task, pending, outcome)
         if value is not RESTART:
             return value
         attempt = pending.restart
+
+
+def quiet_return(task: Task) -> bool:
+    """The result goes straight to user space: the task lives, runs, and has no signal to take."""
+    return task.state == TASK_RUNNING and not task.exit_state and not task.flags & PF_EXITING and not exit_work(task)
 
 
 class Outcome:
@@ -162,7 +182,7 @@ def resume(k: Machine, task: Task, pending: PendingCall) -> None:
         pending.wq.waiters.pop(task, None)
         pending.wq = None
     try:
-        value = run_call(k, task, pending, pending.retry)
+        value = run_call(k, task, pending.name, pending.restart, pending.retry, pending)
     except KernelError as err:
         finish(task, pending, None, err.errno)
         return
@@ -214,7 +234,7 @@ def ret_from_fork(k: Machine, p: Task) -> None:
     p.thread.kthread_fn = None
     body = KTHREAD_FUNCTIONS[name]
     try:
-        run_call(k, p, PendingCall(name, lambda: body(k, p)), lambda: body(k, p))
+        run_call(k, p, name, lambda: body(k, p), lambda: body(k, p), None)
     except TaskGone:
         pass
 
@@ -233,8 +253,7 @@ def exit_to_user_mode(
     An exit that has to wait (a pid namespace's init, a ptrace exit stop) parks ``pending``, the
     call the task was making, or a new "exit" call if it was idle in user space.
     """
-    signal = task.signal
-    if not (task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl or task.last_siginfo):
+    if not exit_work(task):
         return None  # nothing to deliver: the common case, kept cheap
     first: int | None = None
     while alive(task) and task.state == TASK_RUNNING and (task.tif_sigpending or in_get_signal):
@@ -249,3 +268,9 @@ def exit_to_user_mode(
         if first is None:
             first = handled
     return first
+
+
+def exit_work(task: Task) -> bool:
+    """Is there anything for exit_to_user_mode to look at: a signal, a stop, a ptrace report."""
+    signal = task.signal
+    return bool(task.pending.signal or signal.shared_pending.signal or signal.flags or task.jobctl or task.last_siginfo)

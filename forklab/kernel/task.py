@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from forklab.kernel.sched.core import SchedEntity
     from forklab.kernel.signal import SighandStruct, SigInfo, SignalStruct, SigPending
     from forklab.kernel.syscall import PendingCall
+    from forklab.kernel.wait import Completion
 
 # __state and exit_state bits.
 TASK_RUNNING = 0x0000
@@ -275,18 +276,6 @@ class ThreadStruct:
         self.fsbase = fsbase
         self.resume = resume
         self.kthread_fn = kthread_fn
-
-
-class Completion:
-    """struct completion: the vfork parent's wait for its child to release the mm."""
-
-    __slots__ = ("done", "wait")
-
-    def __init__(self) -> None:
-        from forklab.kernel.wait import WaitQueue
-
-        self.done = False
-        self.wait = WaitQueue()
 
 
 def task_state_index(p: Task) -> int:

@@ -25,6 +25,10 @@ class Behaviour(enum.Enum):
 
     value: tuple[str, str, str]  # (first version, certainty, what changes)
 
+    # Members are singletons: hashing by identity spares k.has() Enum's hash of the name, a
+    # Python-level call on every lookup.
+    __hash__ = object.__hash__
+
     DO_FORK_TLS = ("4.2", "range 3.19-4.2", "_do_fork(..., tls) and copy_thread_tls; do_fork a wrapper")
     CLONE3 = ("5.3", "verified", "the clone3 system call")
     CLONE3_SET_TID = ("5.5", "verified", "clone3 set_tid/set_tid_size (CLONE_ARGS_SIZE_VER1)")

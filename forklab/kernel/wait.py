@@ -56,3 +56,14 @@ def wake_up(k: Machine, wq: WaitQueue, mask: int = TASK_INTERRUPTIBLE | 0x2, key
     for task, wake_if in list(wq.waiters.items()):
         if key is None or wake_if is None or wake_if(key):
             try_to_wake_up(k, task, mask)
+
+
+class Completion:
+    """struct completion (kernel/sched/completion.c): the vfork parent's wait for its child to
+    release the mm."""
+
+    __slots__ = ("done", "wait")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.wait = WaitQueue()

@@ -28,6 +28,7 @@ from forklab import (
     SIGCHLD,
     SyscallError,
 )
+from forklab.kernel.mm.pages import depth
 
 PAGE = 4096
 
@@ -73,6 +74,34 @@ def test_fork_copies_vmas_not_pages(k: forklab.Kernel, init: forklab.TaskHandle)
     assert k.counts()["slab:vm_area_struct"] - vmas_before == len(mm.vmas)
     assert child.peek(addr + tib - 8, 8) == b"far end!"
     assert child.status()["VmSize"].split()[0] == init.status()["VmSize"].split()[0]
+
+
+def test_layers_fold_once_children_are_reaped(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """A parent that forks, writes and reaps 1,000 times keeps a shallow layer stack; every
+    child saw the memory as it was at its fork, and the parent sees its own last writes.
+    (Three layers: the parent's top, the one frozen at its last fork, and init's, still shared.)"""
+    parent = k.task(init.fork())
+    addr = parent.mmap(16 * PAGE)
+    expected = bytearray(16 * PAGE)
+    for round_ in range(1000):
+        child = k.task(parent.fork())
+        at = (round_ * 7 % 16) * PAGE + round_ % 64
+        word = round_.to_bytes(4, "little")
+        parent.poke(addr + at, word)
+        assert child.peek(addr, 16 * PAGE) == bytes(expected)
+        expected[at : at + 4] = word
+        if round_ % 50 == 49:
+            # A cleared range in the parent's top hides pages of the layer it folds in next.
+            parent.madvise(addr + 4 * PAGE, 2 * PAGE, MADV_DONTNEED)
+            expected[4 * PAGE : 6 * PAGE] = bytes(2 * PAGE)
+        if round_ % 3 == 0:
+            child.poke(addr + at, b"kid!")  # the child's own copy: never seen by the parent
+        child.exit(0)
+        parent.wait4(-1, 0)
+    mm = parent.task_struct.mm
+    assert mm is not None and depth(mm.anon) == 3
+    assert parent.peek(addr, 16 * PAGE) == bytes(expected)
+    k.check()
 
 
 def test_clone_vm_shares_every_write(k: forklab.Kernel, init: forklab.TaskHandle) -> None:

@@ -16,6 +16,7 @@ from forklab.kernel.mm.pages import (
     Layer,
     clear_range,
     fork_layers,
+    put_layer,
     read_page,
     writable_page,
 )
@@ -198,12 +199,14 @@ def copy_from_user(mm: MmStruct | None, addr: int, length: int) -> bytes:
     out = bytearray()
     at = addr
     end = addr + length
+    vma = None
     while at < end:
         page = at >> PAGE_SHIFT
         offset = at & (PAGE_SIZE - 1)
         take = min(PAGE_SIZE - offset, end - at)
-        vma = mm.find_vma(at)
-        assert vma is not None
+        if vma is None or at >= vma.vm_end:
+            vma = mm.find_vma(at)
+            assert vma is not None
         if vma.shmem is not None:
             data = vma.shmem.pages.get(shmem_index(vma, page))
             out += data[offset : offset + take] if data is not None else bytes(take)
@@ -216,16 +219,19 @@ def copy_from_user(mm: MmStruct | None, addr: int, length: int) -> bytes:
 def copy_to_user(mm: MmStruct | None, addr: int, data: bytes) -> None:
     if not data:
         return
-    _check(mm, addr, len(data), VM_WRITE)
+    length = len(data)
+    _check(mm, addr, length, VM_WRITE)
     assert mm is not None
     at = addr
     pos = 0
-    while pos < len(data):
+    vma = None
+    while pos < length:
         page = at >> PAGE_SHIFT
         offset = at & (PAGE_SIZE - 1)
-        take = min(PAGE_SIZE - offset, len(data) - pos)
-        vma = mm.find_vma(at)
-        assert vma is not None
+        take = min(PAGE_SIZE - offset, length - pos)
+        if vma is None or at >= vma.vm_end:
+            vma = mm.find_vma(at)
+            assert vma is not None
         if vma.shmem is not None:
             index = shmem_index(vma, page)
             target = vma.shmem.pages.get(index)
@@ -369,10 +375,11 @@ def vm_area_free(k: Machine, vma: Vma) -> None:
 
 def exit_mmap(k: Machine, mm: MmStruct) -> None:
     futex_hash_free(k, mm)
-    k.kmem_cache_charge("anon_vma_chain", -sum(vma.shmem is None for vma in mm.vmas))
+    k.kmem_cache_charge("anon_vma_chain", -[vma.shmem for vma in mm.vmas].count(None))
     k.kmem_cache_charge("vm_area_struct", -len(mm.vmas))
     mm.vmas = []
     mm.starts = []
+    put_layer(mm.anon)
     mm.anon = Layer()
 
 
