@@ -43,7 +43,8 @@ from forklab.kernel.pid import (
 from forklab.kernel.pid_namespace import PIDNS_ADDING, task_active_pid_ns
 from forklab.kernel.pidfd import pidfd_get_pid
 from forklab.kernel.ptrace import PTRACE_EVENT_EXIT, exit_ptrace, ptrace_event, ptrace_unlink
-from forklab.kernel.sched.core import deactivate_task, wake_up_process
+from forklab.kernel.sched.core import deactivate_task, dl_policy, wake_up_process
+from forklab.kernel.sched.deadline import task_dead_dl
 from forklab.kernel.signal import (
     ALL_SIGNALS,
     JOBCTL_LISTENING,
@@ -229,6 +230,8 @@ def do_task_dead(k: Machine, tsk: Task) -> None:
     """The task's last schedule(): off the runqueue for good; the scheduler drops its reference."""
     tsk.state = TASK_DEAD
     deactivate_task(k, tsk)
+    if dl_policy(tsk.policy):
+        task_dead_dl(k, tsk)
     tsk.pending_call = None
     put_task_struct_rcu_user(k, tsk)
 

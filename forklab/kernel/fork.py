@@ -424,6 +424,7 @@ def dup_task_struct(k: Machine, current: Task) -> Task:
     p.rt_priority = current.rt_priority
     p.sched_reset_on_fork = current.sched_reset_on_fork
     p.se = current.se
+    p.dl = current.dl
     p.cpu = current.cpu
     p.thread = current.thread
     p.io_context = current.io_context

@@ -2,8 +2,8 @@
 
 ``check`` walks every task from the pid maps, recounts every reference the kernel counts,
 and compares: the task tree and thread groups, the pid maps, each shared structure's
-count, the RLIMIT_NPROC charges, the cgroups' task lists and pids charges, and the number of
-live objects per slab cache.
+count, the RLIMIT_NPROC charges, the cgroups' task lists and pids charges, the deadline
+bandwidth and the number of live objects per slab cache.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from forklab.kernel.cgroup.cgroup import check_cgroups
 from forklab.kernel.errors import KernelBug
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, PIDTYPE_TGID, pid_task
 from forklab.kernel.pid_namespace import PIDNS_ADDING, PidNamespace
+from forklab.kernel.sched.core import dl_policy
 from forklab.kernel.task import EXIT_DEAD, TASK_DEAD, Task
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC
 
@@ -43,6 +44,7 @@ def check(k: Machine) -> None:
     check_pids(k, tasks, problems)
     check_counts(k, tasks, problems)
     check_cgroups(k, tasks, problems)
+    check_dl_bw(k, tasks, problems)
     if problems:
         raise KernelBug("model invariants broken:\n  " + "\n  ".join(problems))
 
@@ -83,6 +85,13 @@ def check_tree(k: Machine, tasks: list[Task], problems: list[str]) -> None:
         queued = sum(1 for t in user_tasks if t.on_rq and t.cpu == rq.cpu)
         if rq.nr_running != queued:
             problems.append(f"cpu{rq.cpu}: nr_running {rq.nr_running} but {queued} tasks are queued there")
+
+
+def check_dl_bw(k: Machine, tasks: list[Task], problems: list[str]) -> None:
+    """The root domain holds exactly the bandwidth of the deadline tasks that have not died."""
+    held = sum(t.dl.dl_bw for t in tasks if dl_policy(t.policy) and t.state != TASK_DEAD)
+    if k.dl_bw.total_bw != held:
+        problems.append(f"dl_bw total_bw is {k.dl_bw.total_bw} but live deadline tasks hold {held}")
 
 
 def check_pids(k: Machine, tasks: list[Task], problems: list[str]) -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from forklab.kernel.nsproxy import Nsproxy
     from forklab.kernel.pid_namespace import PidNamespace
     from forklab.kernel.sched.core import Rq
+    from forklab.kernel.sched.deadline import DlBw
     from forklab.kernel.task import Task
     from forklab.kernel.trace import TraceBuffer
     from forklab.kernel.ucount import UcountsTable
@@ -81,6 +82,8 @@ class Machine:
         self.init_task: Task
         self.idle_tasks: list[Task]
         self.rq: list[Rq]
+        # def_root_domain.dl_bw: the deadline bandwidth of every CPU, the model having one root domain.
+        self.dl_bw: DlBw
         self.init_user_ns: UserNamespace
         self.init_pid_ns: PidNamespace
         self.init_nsproxy: Nsproxy

@@ -29,6 +29,7 @@ from forklab.kernel.nsproxy import make_init_nsproxy
 from forklab.kernel.pid import Pid
 from forklab.kernel.pid_namespace import get_pid_ns, make_init_pid_ns
 from forklab.kernel.sched.core import DEFAULT_PRIO, Rq, SchedEntity, wake_up_process
+from forklab.kernel.sched.deadline import DlBw, SchedDlEntity
 from forklab.kernel.sched.fair import sched_base_slice
 from forklab.kernel.signal import DEFAULT_ACTIONS, SighandStruct, SignalStruct, SigPending
 from forklab.kernel.sys import init_rlimits
@@ -108,6 +109,7 @@ def start_kernel(version: str, cpus: int, seed: int, memory: int, trace: bool) -
     pid_ns = k.init_pid_ns = make_init_pid_ns(k, user_ns)
     k.cgroup_root = CgroupRoot()
     k.rq = [Rq(cpu) for cpu in range(cpus)]
+    k.dl_bw = DlBw()
     mnt_ns = init_mount_tree(k)
     cgroup_ns = CgroupNamespace(user_ns, PROC_CGROUP_INIT_INO, None)
     cgroup_ns.root_cset = k.cgroup_root.init_css_set
@@ -156,6 +158,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.rt_priority = 0
     p.sched_reset_on_fork = False
     p.se = SchedEntity(1024, sched_base_slice(k))
+    p.dl = SchedDlEntity()
     p.real_parent = p.parent = p.group_leader = p
     p.children = {}
     p.ptraced = {}

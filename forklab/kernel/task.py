@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from forklab.kernel.nsproxy import Nsproxy
     from forklab.kernel.pid import Pid
     from forklab.kernel.sched.core import SchedEntity
+    from forklab.kernel.sched.deadline import SchedDlEntity
     from forklab.kernel.signal import SighandStruct, SigInfo, SignalStruct, SigPending
     from forklab.kernel.syscall import PendingCall
     from forklab.kernel.wait import Completion
@@ -97,6 +98,7 @@ class Task:
         "comm",
         "cpu",
         "cred",
+        "dl",
         "exit_code",
         "exit_signal",
         "exit_state",
@@ -161,6 +163,7 @@ class Task:
     comm: str
     cpu: int
     cred: Cred
+    dl: SchedDlEntity
     exit_code: int
     exit_signal: int
     exit_state: int

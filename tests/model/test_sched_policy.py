@@ -15,9 +15,9 @@ from forklab import (
     E2BIG,
     EACCES,
     EAGAIN,
+    EBUSY,
     EFAULT,
     EINVAL,
-    ENOSYS,
     EOPNOTSUPP,
     EPERM,
     ESRCH,
@@ -31,6 +31,7 @@ from forklab import (
     SCHED_DEADLINE,
     SCHED_EXT,
     SCHED_FIFO,
+    SCHED_FLAG_DL_OVERRUN,
     SCHED_FLAG_KEEP_PARAMS,
     SCHED_FLAG_KEEP_POLICY,
     SCHED_FLAG_RESET_ON_FORK,
@@ -45,6 +46,7 @@ from forklab import (
     SchedAttr,
     SyscallError,
 )
+from forklab.kernel.errors import KernelBug
 
 MS = 1_000_000
 BASE_SLICE = 1_400_000  # 0.70 ms scaled for 2 CPUs (6.18)
@@ -430,24 +432,111 @@ def test_without_reset_on_fork_the_child_inherits(k: forklab.Kernel, init: forkl
     assert "prio=117" in [line for line in k.trace_text().splitlines() if "wakeup_new" in line][-1]
 
 
-def test_deadline_is_refused_as_not_modelled(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    """Admission control is not modelled: a valid, permitted SCHED_DEADLINE change says so."""
-    assert errno_of(lambda: init.sched_setattr(0, SCHED_DEADLINE, runtime=MS, deadline=10 * MS)) == ENOSYS
-    assert init.sched_getscheduler() == SCHED_NORMAL
+# ---- SCHED_DEADLINE -------------------------------------------------------------------------------
+
+DL_LIMIT = 996_147  # to_ratio(1 s, 0.95 s): what deadline tasks may take of each CPU, in 2**-20
+HALF = 524_288  # to_ratio(30 ms, 15 ms)
+BW_PERIOD = 1 << 20  # with this period (about 1 ms) a task's bandwidth is its runtime in ns
 
 
-def deadline_task(task: forklab.TaskHandle, reset_on_fork: bool) -> None:
-    """Make a task SCHED_DEADLINE behind the model's back (its calls cannot)."""
-    p = task.task_struct
-    p.policy, p.prio, p.normal_prio, p.sched_reset_on_fork = SCHED_DEADLINE, -1, -1, reset_on_fork
+def dl_bw(k: forklab.Kernel) -> int:
+    return int(k.machine.dl_bw.total_bw)
 
 
-def test_a_deadline_parent_cannot_fork_without_reset_on_fork(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+def deadline_child(k: forklab.Kernel, init: forklab.TaskHandle, runtime: int, period: int, flags: int = 0) -> int:
+    """A new child of init made SCHED_DEADLINE by init (root in the initial user namespace);
+    returns the errno of the sched_setattr, 0 when it was admitted."""
+    pid = init.fork()
+    try:
+        init.sched_setattr(pid, SCHED_DEADLINE, flags=flags, runtime=runtime, deadline=period, period=period)
+    except SyscallError as err:
+        return int(err.errno)
+    return 0
+
+
+def test_deadline_parameters_are_kept_and_reported(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    child = k.task(init.fork())
+    child.sched_setattr(0, SCHED_DEADLINE, runtime=10 * MS, deadline=30 * MS, period=30 * MS)
+    attr = child.sched_getattr()
+    assert (attr.sched_policy, attr.sched_priority, attr.sched_nice) == (SCHED_DEADLINE, 0, 0)
+    assert (attr.sched_runtime, attr.sched_deadline, attr.sched_period) == (10 * MS, 30 * MS, 30 * MS)
+    assert (child.sched_getscheduler(), child.sched_getparam(), child.task_struct.prio) == (SCHED_DEADLINE, 0, -1)
+    assert dl_bw(k) == (10 * MS << 20) // (30 * MS)
+    child.sched_setattr(0, SCHED_DEADLINE, runtime=MS, deadline=10 * MS)  # no period: the deadline
+    assert child.sched_getattr()[5:8] == (MS, 10 * MS, 10 * MS)
+    assert dl_bw(k) == (MS << 20) // (10 * MS)
+    child.sched_setattr(0, SCHED_DEADLINE, flags=SCHED_FLAG_KEEP_PARAMS)
+    assert child.sched_getattr()[5:8] == (MS, 10 * MS, 10 * MS)
+    child.sched_setattr(0, SCHED_DEADLINE, flags=SCHED_FLAG_DL_OVERRUN, runtime=MS, deadline=10 * MS, period=10 * MS)
+    assert child.sched_getattr().sched_flags == SCHED_FLAG_DL_OVERRUN  # a change of the flags alone counts
+    k.check()
+
+
+def test_a_deadline_parent_forks_only_with_reset_on_fork(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     parent = k.task(init.fork())
-    deadline_task(parent, reset_on_fork=False)
+    parent.sched_setattr(0, SCHED_DEADLINE, runtime=10 * MS, deadline=30 * MS)
+    held = dl_bw(k)
     assert errno_of(parent.fork) == EAGAIN
-    assert errno_of(parent.sched_getattr) == ENOSYS  # its parameters are not modelled
-    deadline_task(parent, reset_on_fork=True)
+    parent.sched_setattr(0, SCHED_DEADLINE, flags=SCHED_FLAG_RESET_ON_FORK, runtime=10 * MS, deadline=30 * MS)
     child = k.task(parent.fork())
     assert (child.sched_getscheduler(), child.task_struct.prio) == (SCHED_NORMAL, 120)
-    assert errno_of(lambda: parent.sched_setscheduler(0, SCHED_NORMAL, 0)) == ENOSYS  # leaving it frees bandwidth
+    assert child.sched_getattr()[5:8] == (BASE_SLICE, 0, 0)
+    assert (child.task_struct.dl.dl_bw, dl_bw(k)) == (0, held)  # the child is charged nothing
+    k.check()
+
+
+def test_admission_stops_at_95_percent_of_the_cpus(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    """Two CPUs: deadline tasks may hold 2 * DL_LIMIT; three halves fit, a fourth does not."""
+    assert [deadline_child(k, init, 15 * MS, 30 * MS) for _ in range(4)] == [0, 0, 0, EBUSY]
+    room = 2 * DL_LIMIT - 3 * HALF
+    assert deadline_child(k, init, room + 1, BW_PERIOD) == EBUSY
+    assert dl_bw(k) == 3 * HALF
+    assert deadline_child(k, init, room, BW_PERIOD) == 0
+    assert deadline_child(k, init, 1024, BW_PERIOD) == EBUSY
+    assert dl_bw(k) == 2 * DL_LIMIT
+    k.check()
+
+
+def test_a_deadline_task_changing_its_parameters_is_admitted_again(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    assert [deadline_child(k, init, 15 * MS, 30 * MS) for _ in range(2)] == [0, 0]
+    child = k.task(init.fork())
+    child.sched_setattr(0, SCHED_DEADLINE, runtime=15 * MS, deadline=30 * MS)
+    # Its own half is given back before the new share is counted.
+    room = 2 * DL_LIMIT - 2 * HALF
+    assert errno_of(lambda: child.sched_setattr(0, SCHED_DEADLINE, runtime=room + 1, deadline=BW_PERIOD)) == EBUSY
+    assert child.sched_getattr()[5:8] == (15 * MS, 30 * MS, 30 * MS)
+    assert dl_bw(k) == 3 * HALF
+    child.sched_setattr(0, SCHED_DEADLINE, runtime=room, deadline=BW_PERIOD)
+    assert dl_bw(k) == 2 * DL_LIMIT
+    k.check()
+
+
+@pytest.mark.parametrize("release", ["exit", "reap", "normal"])
+def test_bandwidth_returns_when_a_deadline_task_dies_or_leaves(
+    k: forklab.Kernel, init: forklab.TaskHandle, release: str
+) -> None:
+    pids = [init.fork() for _ in range(4)]
+    for pid in pids[:3]:
+        init.sched_setattr(pid, SCHED_DEADLINE, runtime=15 * MS, deadline=30 * MS)
+    assert errno_of(lambda: init.sched_setattr(pids[3], SCHED_DEADLINE, runtime=15 * MS, deadline=30 * MS)) == EBUSY
+    leaver = k.task(pids[0])
+    if release == "normal":
+        leaver.sched_setscheduler(0, SCHED_NORMAL, 0)
+        assert leaver.sched_getattr()[1:3] == (SCHED_NORMAL, 0)
+        assert leaver.sched_getattr()[6:8] == (0, 0)
+    else:
+        leaver.exit(0)  # the zombie holds no bandwidth
+        if release == "reap":
+            assert init.wait4(pids[0]) == (pids[0], 0)
+    assert dl_bw(k) == 2 * HALF
+    k.check()
+    init.sched_setattr(pids[3], SCHED_DEADLINE, runtime=15 * MS, deadline=30 * MS)
+    assert dl_bw(k) == 3 * HALF
+    k.check()
+
+
+def test_check_catches_unaccounted_deadline_bandwidth(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    assert deadline_child(k, init, 15 * MS, 30 * MS) == 0
+    k.machine.dl_bw.total_bw -= 1
+    with pytest.raises(KernelBug, match="live deadline tasks hold 524288"):
+        k.check()

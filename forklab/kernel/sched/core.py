@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel.errors import KernelError
 from forklab.kernel.ftrace import traced
+from forklab.kernel.sched.deadline import SchedDlEntity
 from forklab.kernel.sched.fair import (
     SCHED_PRIO_TO_WEIGHT,
     account_dequeue,
@@ -157,6 +158,8 @@ def sched_fork(k: Machine, current: Task, clone_flags: int, p: Task) -> None:
     """The child starts TASK_NEW (no wakeup can queue it yet) with the parent's normal priority
     and slice; SCHED_RESET_ON_FORK gives it SCHED_NORMAL, no negative nice and the base slice."""
     p.se = SchedEntity(current.se.weight, current.se.slice)
+    # The child holds no deadline bandwidth: it must ask for its own (or fail below).
+    p.dl = SchedDlEntity()
     p.on_rq = 0
     p.state = TASK_NEW
     # Priority inheritance boosts are not inherited: take normal_prio, not prio.

@@ -6,9 +6,8 @@ function that copies the value in (and may fail with EFAULT) when the kernel wou
 
 The model's kernel is configured as the host's: no CONFIG_UCLAMP_TASK (utilization clamps
 fail with EOPNOTSUPP) and no CONFIG_SCHED_CLASS_EXT. It has no cpu-controller cgroups (so
-RT_GROUP_SCHED never refuses) and no priority-inheritance boosts. SCHED_DEADLINE admission
-control is not modelled: a change that needs it fails with NotModelled, after every check the
-kernel makes before it.
+RT_GROUP_SCHED never refuses) and no priority-inheritance boosts; no task has an affinity mask
+narrower than the root domain, so a deadline task is never refused for one.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, TypeVar
 
 from forklab.kernel.cred import capable, ns_capable
-from forklab.kernel.errors import KernelError, NotModelled
+from forklab.kernel.errors import KernelError
 from forklab.kernel.mm.mm import copy_struct_from_user, get_user_u32, put_user_u32
 from forklab.kernel.pid import find_task_by_pid_ns
 from forklab.kernel.pid_namespace import task_active_pid_ns
@@ -40,7 +39,15 @@ from forklab.kernel.sched.core import (
     task_nice,
     valid_policy,
 )
-from forklab.kernel.sched.deadline import SCHED_FLAG_SUGOV, __checkparam_dl
+from forklab.kernel.sched.deadline import (
+    SCHED_FLAG_SUGOV,
+    __checkparam_dl,
+    __getparam_dl,
+    __setparam_dl,
+    dl_param_changed,
+    sched_dl_overflow,
+    switched_from_dl,
+)
 from forklab.kernel.sched.fair import sched_base_slice
 from forklab.kernel.version import Behaviour
 from forklab.uapi import errno as E
@@ -173,12 +180,14 @@ def params_changed(k: Machine, p: Task, policy: int, attr: SchedAttr) -> bool:
         return attr.sched_nice != task_nice(p) or slice_changed
     if rt_policy(policy):
         return attr.sched_priority != p.rt_priority
-    return dl_policy(policy)
+    return dl_policy(policy) and dl_param_changed(p, attr)
 
 
 def __setscheduler_params(k: Machine, p: Task, policy: int, attr: SchedAttr) -> None:
     p.policy = policy
-    if fair_policy(policy):
+    if dl_policy(policy):
+        __setparam_dl(p, attr)
+    elif fair_policy(policy):
         p.static_prio = nice_to_prio(attr.sched_nice)
         if k.has(Behaviour.FAIR_CUSTOM_SLICE):
             runtime = attr.sched_runtime
@@ -219,14 +228,17 @@ def __sched_setscheduler(k: Machine, current: Task, p: Task, attr: SchedAttr) ->
     if policy == p.policy and not params_changed(k, p, policy, attr):
         p.sched_reset_on_fork = reset_on_fork
         return
-    if dl_policy(policy) or dl_policy(p.policy):
-        raise NotModelled("SCHED_DEADLINE admission control (sched_dl_overflow)")
+    if dl_policy(policy) and sched_dl_overflow(k, p, attr):
+        raise KernelError(E.EBUSY, "sched_setattr: not enough SCHED_DEADLINE bandwidth left (sched_dl_overflow)")
     p.sched_reset_on_fork = reset_on_fork
     if attr.sched_flags & SCHED_FLAG_KEEP_PARAMS:
         return
+    left_dl = dl_policy(p.policy) and not dl_policy(policy)
     with requeued(k, p):
         __setscheduler_params(k, p, policy, attr)
     p.prio = __normal_prio(policy, attr.sched_priority, attr.sched_nice)
+    if left_dl:  # check_class_changed
+        switched_from_dl(k, p)
 
 
 def _sched_setscheduler(k: Machine, current: Task, p: Task, policy: int, priority: int) -> None:
@@ -290,7 +302,7 @@ def sched_copy_attr(current: Task, uattr: int) -> SchedAttr:
 def get_params(k: Machine, p: Task, attr: SchedAttr) -> SchedAttr:
     """The task's own parameters, for SCHED_FLAG_KEEP_PARAMS and sched_getattr."""
     if dl_policy(p.policy):
-        raise NotModelled("SCHED_DEADLINE parameters")
+        return __getparam_dl(p, attr)
     if rt_policy(p.policy):
         return attr._replace(sched_priority=p.rt_priority)
     runtime = p.se.slice if k.has(Behaviour.FAIR_CUSTOM_SLICE) else 0
