@@ -16,6 +16,7 @@ from forklab.kernel.errors import KernelBug
 from forklab.kernel.pid import PIDTYPE_PGID, PIDTYPE_PID, PIDTYPE_SID, PIDTYPE_TGID, pid_task
 from forklab.kernel.pid_namespace import PIDNS_ADDING, PidNamespace
 from forklab.kernel.sched.core import dl_policy
+from forklab.kernel.sched.deadline import dl_server_total_bw
 from forklab.kernel.task import EXIT_DEAD, TASK_DEAD, Task
 from forklab.kernel.ucount import UCOUNT_RLIMIT_NPROC
 
@@ -88,10 +89,12 @@ def check_tree(k: Machine, tasks: list[Task], problems: list[str]) -> None:
 
 
 def check_dl_bw(k: Machine, tasks: list[Task], problems: list[str]) -> None:
-    """The root domain holds exactly the bandwidth of the deadline tasks that have not died."""
+    """The root domain holds exactly the bandwidth of the fair servers and of the deadline tasks
+    that have not died."""
     held = sum(t.dl.dl_bw for t in tasks if dl_policy(t.policy) and t.state != TASK_DEAD)
+    held += dl_server_total_bw(k)
     if k.dl_bw.total_bw != held:
-        problems.append(f"dl_bw total_bw is {k.dl_bw.total_bw} but live deadline tasks hold {held}")
+        problems.append(f"dl_bw total_bw is {k.dl_bw.total_bw} but the servers and live deadline tasks hold {held}")
 
 
 def check_pids(k: Machine, tasks: list[Task], problems: list[str]) -> None:

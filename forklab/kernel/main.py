@@ -29,7 +29,7 @@ from forklab.kernel.nsproxy import make_init_nsproxy
 from forklab.kernel.pid import Pid
 from forklab.kernel.pid_namespace import get_pid_ns, make_init_pid_ns
 from forklab.kernel.sched.core import DEFAULT_PRIO, Rq, SchedEntity, wake_up_process
-from forklab.kernel.sched.deadline import DlBw, SchedDlEntity
+from forklab.kernel.sched.deadline import DlBw, SchedDlEntity, fair_server_init
 from forklab.kernel.sched.fair import sched_base_slice
 from forklab.kernel.signal import DEFAULT_ACTIONS, SighandStruct, SignalStruct, SigPending
 from forklab.kernel.sys import init_rlimits
@@ -110,6 +110,7 @@ def start_kernel(version: str, cpus: int, seed: int, memory: int, trace: bool) -
     k.cgroup_root = CgroupRoot()
     k.rq = [Rq(cpu) for cpu in range(cpus)]
     k.dl_bw = DlBw()
+    fair_server_init(k)
     mnt_ns = init_mount_tree(k)
     cgroup_ns = CgroupNamespace(user_ns, PROC_CGROUP_INIT_INO, None)
     cgroup_ns.root_cset = k.cgroup_root.init_css_set

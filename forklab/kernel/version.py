@@ -49,6 +49,7 @@ class Behaviour(enum.Enum):
     SCHED_EXT_FORK = ("6.12", "verified", "sched_cgroup_fork() can fail (sched_ext)")
     SCHED_EXT_PRIORITY_RANGE = ("6.12", "host 6.18", "sched_get_priority_max/min answer 0 for SCHED_EXT")
     FAIR_CUSTOM_SLICE = ("6.12", "host 6.18", "sched_attr.sched_runtime sets and reports a fair task's slice")
+    DL_SERVER = ("6.12", "host 6.18", "each CPU's fair server holds 5 % of it as deadline bandwidth from boot")
     BASE_SLICE_700US = ("6.15", "range 6.13-6.18", "sysctl_sched_base_slice 0.70 ms, not 0.75 ms")
     PER_NS_PID_MAX = ("6.14", "range 6.12-6.14", "each pid namespace has its own pid_max")
     FUTEX_PRIVATE_HASH = ("6.16", "unverified", "first thread allocates the process futex hash")

@@ -437,10 +437,12 @@ def test_without_reset_on_fork_the_child_inherits(k: forklab.Kernel, init: forkl
 DL_LIMIT = 996_147  # to_ratio(1 s, 0.95 s): what deadline tasks may take of each CPU, in 2**-20
 HALF = 524_288  # to_ratio(30 ms, 15 ms)
 BW_PERIOD = 1 << 20  # with this period (about 1 ms) a task's bandwidth is its runtime in ns
+SERVERS = 2 * 52_428  # each CPU's fair server: to_ratio(1 s, 50 ms)
 
 
 def dl_bw(k: forklab.Kernel) -> int:
-    return int(k.machine.dl_bw.total_bw)
+    """What deadline tasks hold: the root domain's total less the fair servers'."""
+    return int(k.machine.dl_bw.total_bw) - SERVERS
 
 
 def deadline_child(k: forklab.Kernel, init: forklab.TaskHandle, runtime: int, period: int, flags: int = 0) -> int:
@@ -486,14 +488,26 @@ def test_a_deadline_parent_forks_only_with_reset_on_fork(k: forklab.Kernel, init
 
 
 def test_admission_stops_at_95_percent_of_the_cpus(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
-    """Two CPUs: deadline tasks may hold 2 * DL_LIMIT; three halves fit, a fourth does not."""
+    """Two CPUs: deadline tasks and fair servers may hold 2 * DL_LIMIT; three halves fit, a
+    fourth does not. The host's 6.18 refuses and admits at the same runtimes."""
     assert [deadline_child(k, init, 15 * MS, 30 * MS) for _ in range(4)] == [0, 0, 0, EBUSY]
-    room = 2 * DL_LIMIT - 3 * HALF
+    room = 2 * DL_LIMIT - SERVERS - 3 * HALF
     assert deadline_child(k, init, room + 1, BW_PERIOD) == EBUSY
     assert dl_bw(k) == 3 * HALF
     assert deadline_child(k, init, room, BW_PERIOD) == 0
     assert deadline_child(k, init, 1024, BW_PERIOD) == EBUSY
-    assert dl_bw(k) == 2 * DL_LIMIT
+    assert dl_bw(k) == 2 * DL_LIMIT - SERVERS
+    k.check()
+
+
+def test_before_the_fair_servers_deadline_tasks_had_every_cpu_to_themselves() -> None:
+    k = forklab.boot(version="6.6")
+    init = k.task(1)
+    assert [deadline_child(k, init, 15 * MS, 30 * MS) for _ in range(3)] == [0, 0, 0]
+    room = 2 * DL_LIMIT - 3 * HALF
+    assert deadline_child(k, init, room + 1, BW_PERIOD) == EBUSY
+    assert deadline_child(k, init, room, BW_PERIOD) == 0
+    assert k.machine.dl_bw.total_bw == 2 * DL_LIMIT
     k.check()
 
 
@@ -502,12 +516,12 @@ def test_a_deadline_task_changing_its_parameters_is_admitted_again(k: forklab.Ke
     child = k.task(init.fork())
     child.sched_setattr(0, SCHED_DEADLINE, runtime=15 * MS, deadline=30 * MS)
     # Its own half is given back before the new share is counted.
-    room = 2 * DL_LIMIT - 2 * HALF
+    room = 2 * DL_LIMIT - SERVERS - 2 * HALF
     assert errno_of(lambda: child.sched_setattr(0, SCHED_DEADLINE, runtime=room + 1, deadline=BW_PERIOD)) == EBUSY
     assert child.sched_getattr()[5:8] == (15 * MS, 30 * MS, 30 * MS)
     assert dl_bw(k) == 3 * HALF
     child.sched_setattr(0, SCHED_DEADLINE, runtime=room, deadline=BW_PERIOD)
-    assert dl_bw(k) == 2 * DL_LIMIT
+    assert dl_bw(k) == 2 * DL_LIMIT - SERVERS
     k.check()
 
 
@@ -538,5 +552,5 @@ def test_bandwidth_returns_when_a_deadline_task_dies_or_leaves(
 def test_check_catches_unaccounted_deadline_bandwidth(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
     assert deadline_child(k, init, 15 * MS, 30 * MS) == 0
     k.machine.dl_bw.total_bw -= 1
-    with pytest.raises(KernelBug, match="live deadline tasks hold 524288"):
+    with pytest.raises(KernelBug, match="live deadline tasks hold 629144"):
         k.check()

@@ -1,7 +1,8 @@
 """kernel/sched/deadline.c: the parameter check and the admission control of SCHED_DEADLINE.
 
 The model has one root domain (every CPU online, each of full capacity, no cpusets and no
-affinity masks), so its dl_bw is the machine's. The kernel keeps a task's bandwidth after it
+affinity masks), so its dl_bw is the machine's; from 6.12 each CPU's fair server holds part of
+it. The kernel keeps a task's bandwidth after it
 leaves SCHED_DEADLINE until the task's 0-lag time; the model, which never runs a deadline
 task, releases it at once.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forklab.kernel.version import Behaviour
 from forklab.uapi.sched import SCHED_FLAG_DL_OVERRUN, SCHED_FLAG_RECLAIM, SchedAttr
 
 if TYPE_CHECKING:
@@ -27,6 +29,9 @@ SCHED_CAPACITY_SHIFT = 10  # a CPU at full capacity counts 2**SCHED_CAPACITY_SHI
 # kernel.sched_rt_period_us and kernel.sched_rt_runtime_us: deadline tasks may take 95 %.
 SYSCTL_SCHED_RT_PERIOD_US = 1_000_000
 SYSCTL_SCHED_RT_RUNTIME_US = 950_000
+# Each CPU's fair server: 50 ms of every second for fair tasks starved by real-time ones.
+NSEC_PER_SEC = 1_000_000_000
+FAIR_SERVER_RUNTIME = 50_000_000
 
 
 class SchedDlEntity:
@@ -58,6 +63,18 @@ def to_ratio(period: int, runtime: int) -> int:
     if period == 0:
         return 0
     return (runtime << BW_SHIFT) // period
+
+
+def dl_server_total_bw(k: Machine) -> int:
+    """The bandwidth the CPUs' fair servers hold in the root domain (0 before they existed)."""
+    if not k.has(Behaviour.DL_SERVER):
+        return 0
+    return k.nr_cpu_ids * to_ratio(NSEC_PER_SEC, FAIR_SERVER_RUNTIME)
+
+
+def fair_server_init(k: Machine) -> None:
+    """Every CPU's fair server takes its bandwidth at boot, so deadline tasks have less."""
+    k.dl_bw.total_bw += dl_server_total_bw(k)
 
 
 def cap_scale(v: int, cap: int) -> int:
