@@ -2,9 +2,9 @@
 
 The model has one root domain (every CPU online, each of full capacity, no cpusets and no
 affinity masks), so its dl_bw is the machine's; from 6.12 each CPU's fair server holds part of
-it. The kernel keeps a task's bandwidth after it
-leaves SCHED_DEADLINE until the task's 0-lag time; the model, which never runs a deadline
-task, releases it at once.
+it. A task leaving SCHED_DEADLINE gives its bandwidth back at once, as the kernel does for a
+runnable task (its 0-lag time has passed); the kernel keeps a sleeping task's bandwidth (on
+the host 6.18, even after the task died), which the model does not copy.
 """
 
 from __future__ import annotations
