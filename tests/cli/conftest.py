@@ -12,11 +12,11 @@ import pytest
 Forklab = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def run_forklab(*args: str) -> subprocess.CompletedProcess[str]:
+def run_forklab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``forklab ARGS`` with this process's environment (PYTHONPATH included), stdout a pipe."""
     script = shutil.which("forklab")
     command = [script] if script else [sys.executable, "-m", "forklab"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_demo import forklab
+from tests.cli.conftest import run_forklab as forklab
 
 
 def test_quick_bench_smoke(tmp_path: Path) -> None:

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-
-
-def forklab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    command = [shutil.which("forklab") or sys.executable, *([] if shutil.which("forklab") else ["-m", "forklab"])]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout, check=False)
+from tests.cli.conftest import run_forklab as forklab
 
 
 def test_demo_tells_the_story() -> None:

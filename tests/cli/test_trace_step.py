@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_demo import forklab
+from tests.cli.conftest import run_forklab as forklab
 
 SEQUENCE = """\
 t1 = t0.fork()

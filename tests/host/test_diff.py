@@ -4,9 +4,7 @@ and proof that the comparison can fail (a deliberately wrong model answer is cau
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from forklab.diff.campaign import (
 )
 from forklab.kernel.machine import Machine
 from forklab.kernel.task import Task
+from tests.cli.conftest import run_forklab
 
 pytestmark = pytest.mark.host
 
@@ -88,8 +87,7 @@ def test_a_scenario_runs_alone_and_its_snippet_is_python(tmp_path: Path) -> None
 
 
 def forklab(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [shutil.which("forklab") or sys.executable, *([] if shutil.which("forklab") else ["-m", "forklab"])]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300, check=False)
+    return run_forklab(*args, timeout=300)
 
 
 def test_cli_json_and_exit_status(tmp_path: Path) -> None:
