@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from forklab.kernel.cred import Cred, commit_creds, prepare_creds, put_cred
 from forklab.kernel.errors import KernelError, WouldBlock
-from forklab.kernel.exit import release_task, thread_group_empty
+from forklab.kernel.exit import release_task
 from forklab.kernel.fs.file import FilesStruct, do_close_on_exec, dup_fd, put_files_struct
 from forklab.kernel.fs.namei import path_lookup
 from forklab.kernel.fs.vfs import ELF_MAGIC, MAY_EXEC, inode_permission
@@ -43,6 +43,7 @@ from forklab.kernel.signal import (
     SighandStruct,
     cleanup_sighand,
     flush_signal_handlers,
+    thread_group_empty,
     zap_other_threads,
 )
 from forklab.kernel.task import (

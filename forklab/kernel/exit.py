@@ -54,11 +54,13 @@ from forklab.kernel.signal import (
     SIGNAL_STOP_STOPPED,
     cleanup_sighand,
     do_notify_parent,
+    exit_signals,
     flush_sigqueue_mask,
     group_send_sig_info,
     ptrace_reparented,
     send_sig,
     task_sigpending,
+    thread_group_empty,
     threads_from,
     zap_other_threads,
 )
@@ -123,7 +125,7 @@ def do_exit(k: Machine, tsk: Task, code: int) -> None:
 
 
 def exit_after_event(k: Machine, tsk: Task, code: int) -> None:
-    tsk.flags |= PF_EXITING
+    exit_signals(k, tsk)
     # Nothing will dequeue them now: the host (6.18.44) shows a zombie's SigPnd empty, its
     # process's ShdPnd kept.
     flush_sigqueue_mask(tsk.pending, ALL_SIGNALS)
@@ -352,12 +354,6 @@ def will_become_orphaned_pgrp(pgrp: Pid, ignored: Task | None) -> bool:
         ):
             return False
     return True
-
-
-def thread_group_empty(p: Task) -> bool:
-    """Only the leader is left in the thread list."""
-    head = p.signal.thread_head
-    return p.exit_signal >= 0 and len(head) == 1 and head[0] is p
 
 
 def zap_pid_ns_processes(k: Machine, me: Task, then: Callable[[], None]) -> None:

@@ -44,6 +44,7 @@ from forklab.kernel.signal import (
     task_clear_jobctl_pending,
     task_clear_jobctl_trapping,
     task_set_jobctl_pending,
+    thread_group_empty,
     user_siginfo,
     wake_up_parent,
     wake_up_state,
@@ -154,8 +155,6 @@ def exit_ptrace(k: Machine, tracer: Task, dead: list[Task]) -> None:
 
 def ptrace_detach_task(k: Machine, tracer: Task, p: Task) -> bool:
     """__ptrace_detach(): unlink; a zombie is handed on to its real parent. True if it must be released."""
-    from forklab.kernel.exit import thread_group_empty
-
     ptrace_unlink(k, p)
     if p.exit_state != EXIT_ZOMBIE:
         return False

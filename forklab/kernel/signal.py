@@ -399,9 +399,44 @@ def sigprocmask(k: Machine, current: Task, how: int, newset: int | None) -> int:
         blocked = newset
     else:
         raise KernelError(E.EINVAL, f"sigprocmask: how={how} is not SIG_BLOCK, SIG_UNBLOCK or SIG_SETMASK")
-    current.blocked = blocked & ALL_SIGNALS
+    blocked &= ALL_SIGNALS
+    if task_sigpending(current) and not thread_group_empty(current):
+        # A group signal it was woken for and now blocks must wake another thread instead.
+        retarget_shared_pending(k, current, blocked & ~old)
+    current.blocked = blocked
     recalc_sigpending(current)
     return old
+
+
+def thread_group_empty(p: Task) -> bool:
+    """A leader with no other thread left in the list."""
+    head = p.signal.thread_head
+    return p.exit_signal >= 0 and len(head) == 1 and head[0] is p
+
+
+def retarget_shared_pending(k: Machine, tsk: Task, which: int) -> None:
+    """``tsk`` will not take the group signals in ``which`` (it exits, or blocks them): wake the
+    other threads that can, so that a signal ``tsk`` was chosen for is not left unseen."""
+    retarget = tsk.signal.shared_pending.signal & which
+    for t in threads_from(tsk)[1:]:
+        if not retarget:
+            return
+        if t.flags & PF_EXITING or not retarget & ~t.blocked:
+            continue
+        retarget &= t.blocked
+        if not task_sigpending(t):
+            signal_wake_up(k, t, fatal=False)
+
+
+def exit_signals(k: Machine, tsk: Task) -> None:
+    """PF_EXITING: group signals pass ``tsk`` by from now on. Those it was told of go to another
+    thread, and a group stop it still owed a part of counts it as done (and may be complete)."""
+    tsk.flags |= PF_EXITING
+    if thread_group_empty(tsk) or tsk.signal.flags & SIGNAL_GROUP_EXIT or not task_sigpending(tsk):
+        return
+    retarget_shared_pending(k, tsk, ~tsk.blocked & ALL_SIGNALS)
+    if tsk.jobctl & JOBCTL_STOP_PENDING and task_participate_group_stop(k, tsk):
+        do_notify_parent_cldstop(k, tsk, False, CLD_STOPPED)
 
 
 # ---- sending -------------------------------------------------------------------------------

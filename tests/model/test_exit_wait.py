@@ -26,6 +26,7 @@ from forklab import (
     SyscallError,
     TaskBlocked,
 )
+from forklab.kernel.signal import SI_USER, SigInfo
 
 
 def errno_of(call: object) -> int:
@@ -267,3 +268,44 @@ def test_a_parent_death_signal_needs_the_dying_parent_s_permission() -> None:
     parent.exit(0)
     assert child.alive and child.getppid() == 1
     assert not other.alive  # same uid: signalled, and SIGUSR1 kills
+
+
+def told_of_sigusr1(thread: forklab.TaskHandle) -> None:
+    """``thread`` was the one complete_signal() chose for a group SIGUSR1 that it has not taken
+    yet: a window the host has only in a race (between the wakeup and its return to user mode)."""
+    task = thread.task_struct
+    task.signal.shared_pending.signal |= 1 << (SIGUSR1 - 1)
+    task.signal.shared_pending.queue.append(SigInfo(SIGUSR1, SI_USER, 1))
+    task.tif_sigpending = True
+
+
+@pytest.mark.parametrize("leaves", ["exit", "sigprocmask"])
+def test_a_group_signal_passed_over_wakes_another_thread(
+    k: forklab.Kernel, init: forklab.TaskHandle, leaves: str
+) -> None:
+    # retarget_shared_pending(): the thread told of a group signal exits or blocks it, so a thread
+    # that can take it is woken - here one asleep in wait4, which then dies of SIGUSR1's default.
+    leader = k.task(init.fork())
+    thread = leader.task(leader.clone(THREAD_FLAGS))
+    sleeper = leader.task(leader.clone(THREAD_FLAGS))
+    leader.sigprocmask(SIG_BLOCK, 1 << (SIGUSR1 - 1))  # not a candidate
+    leader.fork()
+    asleep = sleeper.wait4(-1, __WALL)
+    assert isinstance(asleep, Pending) and sleeper.state == "S"
+    told_of_sigusr1(thread)
+    if leaves == "exit":
+        thread.exit(0)
+    else:
+        thread.sigprocmask(SIG_BLOCK, 1 << (SIGUSR1 - 1))
+    assert init.wait4(leader.pid) == (leader.pid, SIGUSR1)
+    k.check()
+
+
+def test_no_thread_to_take_it_leaves_the_signal_pending(k: forklab.Kernel, init: forklab.TaskHandle) -> None:
+    leader = k.task(init.fork())
+    leader.sigprocmask(SIG_BLOCK, 1 << (SIGUSR1 - 1))
+    thread = leader.task(leader.clone(THREAD_FLAGS))
+    told_of_sigusr1(thread)
+    thread.exit(0)
+    assert leader.state == "R" and leader.status()["ShdPnd"] == f"{1 << (SIGUSR1 - 1):016x}"
+    assert init.wait4(leader.pid, WNOHANG) == (0, 0)

@@ -42,12 +42,14 @@ from forklab import (
     PTRACE_SEIZE,
     PTRACE_SETOPTIONS,
     PTRACE_TRACEME,
+    SIG_BLOCK,
     SIGCHLD,
     SIGKILL,
     SIGSTOP,
     SIGTRAP,
     SIGUSR1,
     WNOHANG,
+    WUNTRACED,
     SyscallError,
 )
 from forklab.api import Kernel, TaskHandle
@@ -404,4 +406,26 @@ def test_a_thread_made_while_the_group_is_stopped_joins_the_stop() -> None:
     assert thread.state == "T"  # task_join_group_stop: it stops on its first run
     tracer.kill(tracee.pid, forklab.SIGCONT)
     assert thread.gettid() == thread.pid
+    k.check()
+
+
+def test_a_thread_that_exits_completes_the_group_stop_it_owed() -> None:
+    # exit_signals(): a thread held in its exit event when SIGSTOP came still owes its part of the
+    # group stop; exiting counts as that part, and the real parent hears of the stop from it.
+    k = forklab.boot()
+    tracer = k.task(1)
+    parent = k.task(tracer.fork())
+    parent.sigprocmask(SIG_BLOCK, 1 << (SIGCHLD - 1))  # keeps the SIGCHLD pending, to be seen
+    leader = parent.task(parent.fork())
+    thread = leader.task(leader.clone(THREAD_FLAGS))
+    tracer.ptrace(PTRACE_SEIZE, thread.pid, 0, PTRACE_O_TRACEEXIT)
+    thread.exit(5)
+    assert tracer.wait4(thread.pid, __WALL) == (thread.pid, stopped(SIGTRAP, PTRACE_EVENT_EXIT))
+    tracer.kill(leader.pid, SIGSTOP)
+    assert leader.state == "T" and parent.status()["ShdPnd"] == "0" * 16
+    assert parent.wait4(leader.pid, WUNTRACED | WNOHANG) == (0, 0)  # not until the thread stops
+    tracer.ptrace(PTRACE_CONT, thread.pid)
+    assert parent.status()["ShdPnd"] == f"{1 << (SIGCHLD - 1):016x}"
+    assert parent.wait4(leader.pid, WUNTRACED | WNOHANG) == (leader.pid, 0x137F)
+    assert tracer.wait4(thread.pid, __WALL) == (thread.pid, 5 << 8)
     k.check()
