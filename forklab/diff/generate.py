@@ -135,11 +135,6 @@ class Generator:
     def task_of(self, name: str) -> Task:
         return self.side.names[name].handle.task_struct  # type: ignore[no-any-return]
 
-    def traced_threads(self, actor: str) -> bool:
-        """Has ``actor``'s process several threads, one of them traced?"""
-        threads = self.task_of(actor).signal.thread_head
-        return len(threads) > 1 and any(t.ptrace for t in threads)
-
     def stopped_tracees(self, tracer: str) -> list[str]:
         """The tasks ``tracer`` traces that sit in a ptrace stop, waiting for it."""
         return [name for name in self.related(tracer, tracees=True) if self.side.names[name].handle.state == "t"]
@@ -284,10 +279,7 @@ def act_wait(g: Generator, actor: str) -> None:
 
 
 def act_exec(g: Generator, actor: str) -> None:
-    # Not in a process of several threads with one traced: the exec waits for a traced thread to
-    # be reaped by its tracer (de_thread), or, traced itself, takes the leader's pid and stops
-    # before it can answer; the host cannot tell either from a slow exec.
-    if actor != "t0" and not g.traced_threads(actor):
+    if actor != "t0":
         g.play(f"{actor}.execve({one_of(g.rng, PATHS)!r}, ['x'])")
 
 

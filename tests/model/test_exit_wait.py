@@ -9,6 +9,7 @@ from forklab import (
     __WALL,
     __WCLONE,
     __WNOTHREAD,
+    CLONE_NEWPID,
     ECHILD,
     EINVAL,
     ESRCH,
@@ -20,6 +21,7 @@ from forklab import (
     SIGCHLD,
     SIGKILL,
     SIGUSR1,
+    SIGUSR2,
     THREAD_FLAGS,
     WNOHANG,
     Pending,
@@ -309,3 +311,24 @@ def test_no_thread_to_take_it_leaves_the_signal_pending(k: forklab.Kernel, init:
     thread.exit(0)
     assert leader.state == "R" and leader.status()["ShdPnd"] == f"{1 << (SIGUSR1 - 1):016x}"
     assert init.wait4(leader.pid, WNOHANG) == (0, 0)
+
+
+def test_a_fatal_signal_a_thread_blocks_kills_its_group_but_not_an_init(
+    k: forklab.Kernel, init: forklab.TaskHandle
+) -> None:
+    # complete_signal(): queued for the group because the thread it was sent to blocks it, a
+    # signal whose default kills takes the whole group down at once - unless the group is an init.
+    usr2 = 1 << (SIGUSR2 - 1)
+    for flags in (SIGCHLD, CLONE_NEWPID | SIGCHLD):
+        leader = k.task(init.clone(flags))
+        thread = leader.task(leader.clone(THREAD_FLAGS))
+        thread.sigprocmask(SIG_BLOCK, usr2)
+        init.kill(thread.pid, SIGUSR2)
+        if flags & CLONE_NEWPID:
+            assert leader.state == "R" and leader.status()["ShdPnd"] == "0" * 16  # taken and dropped
+            init.kill(thread.pid, SIGKILL)  # from the parent namespace: it dies, and so does the group
+            assert leader.status()["ShdPnd"] == f"{1 << (SIGKILL - 1):016x}"
+            assert init.wait4(leader.pid) == (leader.pid, SIGKILL)
+        else:
+            assert init.wait4(leader.pid) == (leader.pid, SIGUSR2)
+    k.check()
