@@ -20,7 +20,7 @@ from forklab.kernel.fs.file import exit_files
 from forklab.kernel.fs.fs_struct import exit_fs
 from forklab.kernel.ftrace import traced
 from forklab.kernel.ipc import exit_sem
-from forklab.kernel.mm.mm import complete_vfork_done, mm_release, mmput
+from forklab.kernel.mm.mm import SUID_DUMP_USER, complete_vfork_done, mm_release, mmput
 from forklab.kernel.nsproxy import exit_nsproxy_namespaces
 from forklab.kernel.pid import (
     PIDTYPE_MAX,
@@ -75,6 +75,7 @@ from forklab.kernel.task import (
 )
 from forklab.kernel.trace import trace_sched_process_exit, trace_sched_process_wait
 from forklab.kernel.user_namespace import from_kuid_munged
+from forklab.kernel.version import Behaviour
 from forklab.uapi import errno as E
 from forklab.uapi.signal import SIG_IGN, SIGCHLD, SIGCONT, SIGHUP, SIGKILL
 from forklab.uapi.wait import (
@@ -179,6 +180,8 @@ def exit_mm(k: Machine, tsk: Task) -> None:
             complete_vfork_done(k, tsk)
         return
     mm_release(k, tsk, mm)
+    if k.has(Behaviour.PTRACE_EXIT_DUMPABLE):
+        tsk.user_dumpable = mm.dumpable == SUID_DUMP_USER
     tsk.mm = None
     if mm.owner is tsk:
         mm.owner = None

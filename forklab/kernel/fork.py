@@ -416,6 +416,7 @@ def dup_task_struct(k: Machine, current: Task) -> Task:
     p.sas_ss_size = current.sas_ss_size
     p.personality = current.personality
     p.self_exec_id = current.self_exec_id
+    p.user_dumpable = current.user_dumpable
     p.parent_exec_id = current.parent_exec_id
     p.policy = current.policy
     p.static_prio = current.static_prio

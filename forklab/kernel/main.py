@@ -182,6 +182,7 @@ def make_init_task(k: Machine, mnt_ns: MntNamespace) -> Task:
     p.blocked = p.real_blocked = p.saved_sigmask = 0
     p.pending = SigPending()
     p.tif_sigpending = False
+    p.user_dumpable = False
     p.sas_ss_sp = p.sas_ss_size = 0
     p.personality = 0
     p.self_exec_id = p.parent_exec_id = 0

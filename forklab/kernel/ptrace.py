@@ -59,6 +59,7 @@ from forklab.kernel.task import (
     TASK_KILLABLE,
     TASK_TRACED,
 )
+from forklab.kernel.version import Behaviour
 from forklab.uapi import errno as E
 from forklab.uapi import ptrace as P
 from forklab.uapi import signal as S
@@ -192,14 +193,27 @@ def ptrace_may_access(k: Machine, current: Task, task: Task) -> bool:
     )
     if not same_ids and not ns_capable(current, tcred.user_ns, CAP_SYS_PTRACE):
         return False
-    mm = task.mm
-    mm_ns = mm.user_ns if mm is not None and mm.dumpable != SUID_DUMP_USER else None
-    if mm_ns is not None and not ns_capable(current, mm_ns, CAP_SYS_PTRACE):
+    if not task_still_dumpable(k, current, task):
         return False
     # cap_ptrace_access_check(): the tracer must hold every capability the tracee has.
     if cred.user_ns is tcred.user_ns and not tcred.cap_permitted & ~cred.cap_permitted:
         return True
     return ns_capable(current, tcred.user_ns, CAP_SYS_PTRACE)
+
+
+def task_still_dumpable(k: Machine, current: Task, task: Task) -> bool:
+    """A task that is not dumpable by its user (setuid, setresgid, PR_SET_DUMPABLE 0) may be
+    inspected only with CAP_SYS_PTRACE over its memory's owner; once its mm is gone, over the
+    initial namespace, unless its mm was dumpable at exit_mm (PTRACE_EXIT_DUMPABLE)."""
+    mm = task.mm
+    if mm is not None:
+        if mm.dumpable == SUID_DUMP_USER:
+            return True
+        assert mm.user_ns is not None  # set by mm_init()
+        return ns_capable(current, mm.user_ns, CAP_SYS_PTRACE)
+    if not k.has(Behaviour.PTRACE_EXIT_DUMPABLE) or task.user_dumpable:
+        return True
+    return ns_capable(current, k.init_user_ns, CAP_SYS_PTRACE)
 
 
 def check_ptrace_options(k: Machine, current: Task, data: int) -> None:

@@ -152,6 +152,7 @@ class Task:
         "thread_pid",
         "tif_sigpending",
         "usage",
+        "user_dumpable",
         "vfork_done",
     )
 
@@ -218,6 +219,9 @@ class Task:
     # TIF_SIGPENDING of thread_info.flags: the task looks for signals on its way to user mode.
     tif_sigpending: bool
     usage: int
+    # Whether its mm was dumpable by its user when exit_mm() let it go (never set for a kernel
+    # thread): what ptrace's access check goes by once the mm is gone.
+    user_dumpable: bool
     vfork_done: Completion | None
 
     def __repr__(self) -> str:

@@ -41,6 +41,13 @@ class Behaviour(enum.Enum):
     SCHED_CGROUP_FORK = ("5.17", "verified", "sched_cgroup_fork() after cgroup_can_fork()")
     # A 2026 fix (unshare_fs), in stable 6.18.y: the host 6.18.44 has it; older series unknown.
     UNSHARE_NEWNS_COPIES_FS = ("6.18", "host 6.18.44", "unshare(CLONE_NEWNS) always copies fs_struct")
+    # A 2026 fix (CVE-2026-46333, mainline 7.1-rc4), in stable 6.18.y, 6.12.y and 6.6.y: the host
+    # 6.18.44 has it; which releases of the older series do is not known here.
+    PTRACE_EXIT_DUMPABLE = (
+        "6.18",
+        "host 6.18.44",
+        "a task past exit_mm is as dumpable as its mm was; else ptrace needs CAP_SYS_PTRACE in the initial namespace",
+    )
     DROP_SIGNALS_WHEN_DYING = ("5.17", "range 5.16-5.18", "a signal sent to a group already exiting is dropped")
     CLONE3_NEWTIME = ("6.3", "range 6.0-6.1", "clone3 accepts CLONE_NEWTIME")
     EEVDF = ("6.6", "verified", "EEVDF placement; sched_child_runs_first inert")

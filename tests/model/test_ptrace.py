@@ -9,6 +9,7 @@ import forklab
 from forklab import (
     __WALL,
     CLONE_NEWPID,
+    CLONE_NEWUSER,
     CLONE_PTRACE,
     CLONE_UNTRACED,
     CLONE_VFORK,
@@ -18,6 +19,7 @@ from forklab import (
     ENOSYS,
     EPERM,
     ESRCH,
+    PR_SET_DUMPABLE,
     PTRACE_ATTACH,
     PTRACE_CONT,
     PTRACE_DETACH,
@@ -50,6 +52,7 @@ from forklab import (
     SIGUSR1,
     WNOHANG,
     WUNTRACED,
+    Pending,
     SyscallError,
 )
 from forklab.api import Kernel, TaskHandle
@@ -428,4 +431,24 @@ def test_a_thread_that_exits_completes_the_group_stop_it_owed() -> None:
     assert parent.status()["ShdPnd"] == f"{1 << (SIGCHLD - 1):016x}"
     assert parent.wait4(leader.pid, WUNTRACED | WNOHANG) == (leader.pid, 0x137F)
     assert tracer.wait4(thread.pid, __WALL) == (thread.pid, 5 << 8)
+    k.check()
+
+
+@pytest.mark.parametrize(("version", "refused"), [("6.18", True), ("6.12", False)])
+def test_a_task_past_exit_mm_is_as_dumpable_as_its_mm_was(version: str, refused: bool) -> None:
+    # PTRACE_EXIT_DUMPABLE: a namespace's init waits in zap_pid_ns_processes with no mm; it had
+    # made itself non-dumpable, so only CAP_SYS_PTRACE in the initial namespace lets a tracer in.
+    k = forklab.boot(version)
+    tracer = k.task(k.task(1).fork())
+    tracer.unshare(CLONE_NEWUSER | CLONE_NEWPID)
+    ns_init = tracer.task(tracer.fork())
+    last = tracer.fork()
+    ns_init.prctl(PR_SET_DUMPABLE, 0)
+    assert isinstance(ns_init.exit_group(6), Pending) and ns_init.task_struct.mm is None
+    if refused:
+        assert errno_of(lambda: tracer.ptrace(PTRACE_SEIZE, ns_init.pid)) == EPERM
+        assert k.task(1).ptrace(PTRACE_SEIZE, ns_init.pid) == 0  # CAP_SYS_PTRACE in the initial namespace
+    else:
+        assert tracer.ptrace(PTRACE_SEIZE, ns_init.pid) == 0
+    tracer.wait4(last, __WALL)
     k.check()

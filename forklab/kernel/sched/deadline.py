@@ -2,9 +2,15 @@
 
 The model has one root domain (every CPU online, each of full capacity, no cpusets and no
 affinity masks), so its dl_bw is the machine's; from 6.12 each CPU's fair server holds part of
-it. A task leaving SCHED_DEADLINE gives its bandwidth back at once, as the kernel does for a
-runnable task (its 0-lag time has passed); the kernel keeps a sleeping task's bandwidth (on
-the host 6.18, even after the task died), which the model does not copy.
+it.
+
+A task leaving SCHED_DEADLINE (or dying) gives its bandwidth back at once. The kernel gives it
+back at the task's 0-lag time (task_non_contending(), then inactive_task_timer()): at once if
+that time has passed, as it has for a task that used little of its runtime in this period or
+whose deadline is well before its period's end; otherwise up to a period later, and an
+admission in between is refused (EBUSY). The model gives tasks no CPU time to use up, so it is
+always in the first case. A sandbox cannot check either: its root has no CAP_SYS_NICE in the
+initial user namespace, so every deadline request there is EPERM (scenario 24).
 """
 
 from __future__ import annotations
