@@ -590,10 +590,9 @@ class Sandbox:
                 return self._finish(task, flight)
             if events.get(task._sock.fileno(), 0) & select.POLLHUP:
                 poller.unregister(task._sock)  # nothing more can come; keep watching the pidfd
-            if (
-                watch_death
-                and flight.reply is None
-                and (task._pidfd in events or (not events and not self._alive(task)))
+            if flight.reply is None and (
+                (watch_death and (task._pidfd in events or (not events and not self._alive(task))))
+                or (not watch_death and not events and self._exec_lost(task, flight))
             ):
                 return self._lost(task, flight)
             quiet += not events
@@ -838,6 +837,15 @@ class Sandbox:
         if state == "D" and flight.call.waits_interruptibly:
             return False
         return procfs.sleeping_syscall(task._host_pid) in flight.call.blocks
+
+    def _exec_lost(self, task: HostTask, flight: _Flight) -> bool:
+        """The exec'ing thread died in its exec (killed while de_thread waited), and its group's
+        leader with it: neither its own pid nor the leader's names a live task. (Past de_thread,
+        the thread lives on under the leader's pid.)"""
+        dead = (None, "Z", "X")
+        if procfs.state(task._host_pid) not in dead:
+            return False
+        return flight.tgid in (0, task._host_pid) or procfs.state(flight.tgid) in dead
 
     def _held_in_exec(self, task: HostTask, tgid: int) -> bool:
         """An exec by a thread waits in de_thread for the other threads to be gone; one that a

@@ -86,9 +86,14 @@ def sys_pidfd_open(k: Machine, current: Task, nr: int, flags: int) -> int:
     pid = find_pid_ns(nr, task_active_pid_ns(current))
     if pid is None:
         raise KernelError(E.ESRCH, f"pidfd_open: no process {nr}")
-    if not pid_has_task(pid, PIDTYPE_PID if flags & PIDFD_THREAD else PIDTYPE_TGID):
-        errno = E.ENOENT if k.has(Behaviour.PIDFD_OPEN_THREAD_ENOENT) else E.EINVAL
-        raise KernelError(errno, f"pidfd_open: {nr} is not a process (a thread needs PIDFD_THREAD)")
+    if not k.has(Behaviour.PIDFD_OPEN_THREAD_ENOENT):
+        if not pid_has_task(pid, PIDTYPE_PID if flags & PIDFD_THREAD else PIDTYPE_TGID):
+            raise KernelError(E.EINVAL, f"pidfd_open: {nr} is no task's pid, or a thread's without PIDFD_THREAD")
+    elif not pid_has_task(pid, PIDTYPE_PID):
+        # The number lives on as a process group's or session's; its task was reaped.
+        raise KernelError(E.ESRCH, f"pidfd_open: the task {nr} has been reaped")
+    elif not flags & PIDFD_THREAD and not pid_has_task(pid, PIDTYPE_TGID):
+        raise KernelError(E.ENOENT, f"pidfd_open: {nr} is a thread, not a process (a thread needs PIDFD_THREAD)")
     fd, file = __pidfd_prepare(k, current, pid, flags)
     fd_install(current, fd, file)
     return fd

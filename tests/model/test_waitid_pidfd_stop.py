@@ -149,3 +149,19 @@ def test_pidfd_of_a_thread_needs_pidfd_thread(version: str, errno: int) -> None:
     fd = init.pidfd_open(thread.pid, PIDFD_THREAD)
     init.pidfd_send_signal(fd, SIGSTOP)
     assert thread.state == "T"
+
+
+@pytest.mark.parametrize(("version", "errno"), [("6.18", ESRCH), ("6.12", EINVAL)])
+def test_pidfd_of_a_reaped_task_whose_pid_lives_on_as_a_group(version: str, errno: int) -> None:
+    """The number still names a process group, but no task: ESRCH since 6.16 (the host 6.18),
+    with or without PIDFD_THREAD; EINVAL before."""
+    k = forklab.boot(version=version)
+    init = k.task(1)
+    leader = k.task(init.fork())
+    leader.setpgid(0, 0)
+    leader.fork()  # keeps the group, and so the pid, alive
+    leader.exit(0)
+    init.wait4(leader.pid)
+    for flags in (0, PIDFD_THREAD):
+        assert errno_of(lambda: init.pidfd_open(leader.pid, flags)) == errno  # noqa: B023
+    k.check()
