@@ -6,10 +6,13 @@ never dropped. Anything else is a disagreement.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from forklab.uapi import errno as E
+from forklab.uapi.ptrace import PTRACE_EVENT_CLONE, PTRACE_EVENT_FORK, PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK
+from forklab.uapi.signal import SIGTRAP
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,14 @@ KNOWN: tuple[Known, ...] = (
         ),
     ),
     Known(
+        "fork-stops-race",
+        "a traced fork stops twice, the parent at its fork event and the new child (traced from birth)"
+        " at its first trap; a tracer asleep in wait4 is woken by the first: on the host the child, on"
+        " another CPU, may not have stopped yet and the parent's event comes first; in the model both"
+        " have stopped and the newest tracee (first in the tracer's list) is reported first",
+        lambda d: _fork_stops_swapped(d),
+    ),
+    Known(
         HOST_TIMING,
         "the sequence agreed when run again: on the host the outcome depended on timing (which of"
         " two CPUs ran first, how soon a dying task was released); the model is deterministic",
@@ -139,10 +150,25 @@ def _released_first(d: Difference) -> bool:
     return number.isdigit() and gone == "gone"
 
 
+def _fork_stops_swapped(d: Difference) -> bool:
+    """wait4 gave the new child's PTRACE_EVENT_STOP in the model, a fork event on the host."""
+    if d.kind != "pending" or ".wait4(" not in d.what:
+        return False
+    try:
+        (_, model), (_, host) = ast.literal_eval(d.model), ast.literal_eval(d.host)
+    except (ValueError, SyntaxError, TypeError):
+        return False
+
+    def event(status: object) -> int:
+        trap = isinstance(status, int) and status & 0xFFFF == (SIGTRAP << 8 | 0x7F)
+        return status >> 16 if trap and isinstance(status, int) else -1
+
+    fork_events = (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE)
+    return event(model) == PTRACE_EVENT_STOP and event(host) in fork_events
+
+
 def _same_but(d: Difference, fields: tuple[int, ...]) -> bool:
     """Two tuples printed with repr that differ only at ``fields``."""
-    import ast
-
     try:
         model, host = ast.literal_eval(d.model), ast.literal_eval(d.host)
     except (ValueError, SyntaxError):

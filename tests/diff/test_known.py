@@ -15,6 +15,7 @@ MODEL_UNAME = "('Linux', 'forklab', '6.18.0', '#1', 'x86_64')"
 HOST_UNAME = "('Linux', 'forklab', '6.18.44', '#1 SMP', 'x86_64')"
 FAIL_NTH = "t0.write_file('/proc/self/fail-nth', '1')"
 VFORK = "t3 = t1.vfork() (asleep since step 4)"
+WAIT4 = "t5.wait4(-1, __WALL) (asleep since step 14)"
 
 
 @pytest.mark.parametrize(
@@ -57,6 +58,11 @@ VFORK = "t3 = t1.vfork() (asleep since step 4)"
         (Difference(5, "result", "t9.ptrace(PTRACE_SEIZE, t3, 0, 0)", "0", "pending"), ""),
         (Difference(5, "result", "t9.ptrace(PTRACE_CONT, t3, 0, 0)", "pending", "0"), ""),
         (Difference(5, "status", "pid 3 State", "R (running)", "S (sleeping)"), ""),
+        (Difference(16, "pending", WAIT4, "(6, 8390015)", "(2, 66943)"), "fork-stops-race"),
+        (Difference(16, "pending", WAIT4, "(6, 8390015)", "(2, 198015)"), "fork-stops-race"),  # a clone event
+        (Difference(16, "pending", WAIT4, "(2, 66943)", "(6, 8390015)"), ""),  # the other way round
+        (Difference(16, "pending", WAIT4, "(6, 8390015)", "(2, 4991)"), ""),  # a group stop, no event
+        (Difference(16, "pending", WAIT4, "(6, 8390015)", "still asleep"), ""),
         (Difference(5, "result", "t1.getpid()", "2", "3"), ""),
     ],
 )
