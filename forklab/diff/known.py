@@ -159,12 +159,15 @@ def _fork_stops_swapped(d: Difference) -> bool:
     except (ValueError, SyntaxError, TypeError):
         return False
 
-    def event(status: object) -> int:
-        trap = isinstance(status, int) and status & 0xFFFF == (SIGTRAP << 8 | 0x7F)
-        return status >> 16 if trap and isinstance(status, int) else -1
-
     fork_events = (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE)
-    return event(model) == PTRACE_EVENT_STOP and event(host) in fork_events
+    return _trap_event(model) == PTRACE_EVENT_STOP and _trap_event(host) in fork_events
+
+
+def _trap_event(status: object) -> int:
+    """The PTRACE_EVENT_* of a wait status that is a SIGTRAP ptrace stop; -1 for any other."""
+    if not isinstance(status, int) or status & 0xFFFF != (SIGTRAP << 8 | 0x7F):
+        return -1
+    return status >> 16
 
 
 def _same_but(d: Difference, fields: tuple[int, ...]) -> bool:

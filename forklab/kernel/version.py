@@ -64,7 +64,7 @@ class Behaviour(enum.Enum):
     PIDFD_OPEN_THREAD_ENOENT = (
         "6.16",
         "host 6.18.44",
-        "pidfd_open of a thread without PIDFD_THREAD: ENOENT, not EINVAL",
+        "pidfd_open: ENOENT for a thread without PIDFD_THREAD, ESRCH for a reaped task, not EINVAL",
     )
     PIDS_PEAK = ("6.1", "unverified", "cgroup v2 pids.peak")
     PIDS_EVENTS_HIERARCHICAL = (
